@@ -164,6 +164,11 @@ type Cmd struct {
 	// Network allows the command to reach the network. Off by default where
 	// the provider can enforce it (local with bubblewrap).
 	Network bool
+	// OnListen, when set, is called once per TCP port that a process of the
+	// command starts listening on while it runs (from another goroutine), so
+	// the caller can offer a preview URL. Providers that cannot observe
+	// sockets call it for ports announced in the output instead.
+	OnListen func(port int)
 }
 
 // ExitStatus is how a command ended.

@@ -135,6 +135,10 @@ type SyncStats struct {
 	Removed int   // files removed
 	Bytes   int64 // bytes written
 	Elapsed time.Duration
+	// Skipped counts source entries not synced although not excluded:
+	// symlinks pointing outside the workspace, sockets, devices, fifos and
+	// unreadable files.
+	Skipped int
 }
 
 // Cmd is one command to run in a sandbox.

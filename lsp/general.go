@@ -18,20 +18,20 @@ import (
 
 // routes maps every method the server serves to its handler.
 var routes = map[string]route{
-	"initialize":                       {fn: (*Server).initialize, inline: true},
-	"initialized":                      {fn: (*Server).initialized, inline: true},
-	"shutdown":                         {fn: (*Server).shutdown, inline: true},
-	"exit":                             {fn: (*Server).exit, inline: true},
-	"textDocument/didOpen":             {fn: (*Server).didOpen, inline: true},
-	"textDocument/didChange":           {fn: (*Server).didChange, inline: true},
-	"textDocument/didClose":            {fn: (*Server).didClose, inline: true},
-	"textDocument/didSave":             {fn: (*Server).didSave, inline: true},
-	"workspace/didChangeConfiguration": {fn: (*Server).didChangeConfiguration, inline: true},
+	"initialize":                          {fn: (*Server).initialize, inline: true},
+	"initialized":                         {fn: (*Server).initialized, inline: true},
+	"shutdown":                            {fn: (*Server).shutdown, inline: true},
+	"exit":                                {fn: (*Server).exit, inline: true},
+	"textDocument/didOpen":                {fn: (*Server).didOpen, inline: true},
+	"textDocument/didChange":              {fn: (*Server).didChange, inline: true},
+	"textDocument/didClose":               {fn: (*Server).didClose, inline: true},
+	"textDocument/didSave":                {fn: (*Server).didSave, inline: true},
+	"workspace/didChangeConfiguration":    {fn: (*Server).didChangeConfiguration, inline: true},
 	"workspace/didChangeWorkspaceFolders": {fn: (*Server).didChangeWorkspaceFolders, inline: true},
-	"window/workDoneProgress/cancel":   {fn: (*Server).workDoneProgressCancel, inline: true},
-	"textDocument/codeAction":          {fn: (*Server).codeAction},
-	"codeAction/resolve":               {fn: (*Server).resolveCodeAction},
-	"workspace/executeCommand":         {fn: (*Server).executeCommand},
+	"window/workDoneProgress/cancel":      {fn: (*Server).workDoneProgressCancel, inline: true},
+	"textDocument/codeAction":             {fn: (*Server).codeAction},
+	"codeAction/resolve":                  {fn: (*Server).resolveCodeAction},
+	"workspace/executeCommand":            {fn: (*Server).executeCommand},
 }
 
 func (s *Server) initialize(ctx context.Context, params json.RawMessage) (any, error) {

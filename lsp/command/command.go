@@ -112,13 +112,13 @@ type RunArgs struct {
 
 // RunResult is opencode.run's result.
 type RunResult struct {
-	RunID      string         `json:"runId"`
-	Command    string         `json:"command"`
-	ExitCode   int            `json:"exitCode"`
-	DurationMs int64          `json:"durationMs"`
+	RunID       string         `json:"runId"`
+	Command     string         `json:"command"`
+	ExitCode    int            `json:"exitCode"`
+	DurationMs  int64          `json:"durationMs"`
 	Diagnostics map[string]int `json:"diagnostics"` // URI -> count
-	OutputTail string         `json:"outputTail"`
-	SandboxURL string         `json:"sandboxUrl,omitempty"`
+	OutputTail  string         `json:"outputTail"`
+	SandboxURL  string         `json:"sandboxUrl,omitempty"`
 }
 
 // AskArgs are opencode.ask's argument.
@@ -166,9 +166,9 @@ type RunStatus struct {
 
 // StatusResult is opencode.status's result.
 type StatusResult struct {
-	Sandboxes []SandboxStatus  `json:"sandboxes"`
+	Sandboxes []SandboxStatus    `json:"sandboxes"`
 	Usage     map[string]float64 `json:"usage"` // provider -> sandbox-seconds
-	Runs      []RunStatus      `json:"runs"`
+	Runs      []RunStatus        `json:"runs"`
 	// Isolation says how the local sandbox isolates commands.
 	Isolation string `json:"isolation,omitempty"`
 }

@@ -18,7 +18,7 @@ func TestRedactorMasksKnownAndShapedSecrets(t *testing.T) {
 		"Authorization: Bearer abcdef123456":             "Authorization: Bearer [REDACTED]",
 		"using sk-or-v1-0123456789abcdef for the call":   "using [REDACTED] for the call",
 		"e2b key e2b_0123456789abcdef and dtn_abcdefghi": "e2b key [REDACTED] and [REDACTED]",
-		"abc stays":                                      "abc stays",
+		"abc stays": "abc stays",
 	}
 	for in, want := range cases {
 		if got := r.String(in); got != want {

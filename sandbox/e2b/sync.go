@@ -72,9 +72,16 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 		return nil, sandbox.SyncStats{}, s.errorf(op, err)
 	}
 	ex := newExcluder(src.Excludes, src.IncludeGit)
-	next, contents, err := s.scan(src, ex)
+	next, contents, skipped, err := s.scan(src, ex)
 	if err != nil {
 		return nil, sandbox.SyncStats{}, fmt.Errorf("e2b: %s in sandbox %s: %w", op, s.id, err)
+	}
+	// The working copy is compared with the source, not with what earlier
+	// syncs sent: a command may have changed a synced file, and the source
+	// wins.
+	remote, err := s.remoteManifest(ctx, ex)
+	if err != nil {
+		return nil, sandbox.SyncStats{}, s.errorf(op, err)
 	}
 	st := &s.state
 	if st.pushed == nil {
@@ -82,23 +89,22 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	}
 	var write, chmod, remove []string
 	for p, fsNew := range next {
-		old, ok := st.pushed[p]
+		have, ok := remote[p]
 		switch {
-		case !ok || old.Hash == "" || old.Hash != fsNew.Hash || old.Size != fsNew.Size:
+		case !ok || have.Hash != fsNew.Hash:
 			write = append(write, p)
-		case old.Mode != fsNew.Mode:
+		case have.Mode != fsNew.Mode:
 			chmod = append(chmod, p)
 		}
 	}
+	// Files an earlier sync put there and the source no longer has go,
+	// whether or not they are still there (rm -f); nothing else is removed.
 	for p := range st.pushed {
 		if _, ok := next[p]; !ok {
 			remove = append(remove, p)
 		}
 	}
-	slices.Sort(write)
-	slices.Sort(chmod)
-	slices.Sort(remove)
-	stats := sandbox.SyncStats{Files: len(next)}
+	stats := sandbox.SyncStats{Files: len(next), Skipped: skipped}
 	mu := &s.mu
 
 	// Upload in batches; a batch's files are "unknown" until it succeeds.
@@ -112,7 +118,7 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 		write = write[n:]
 		mu.Lock()
 		for _, p := range batch {
-			st.pushed[p] = sandbox.FileState{}
+			st.pushed[p] = sandbox.FileState{} // outcome unknown until it succeeds
 		}
 		mu.Unlock()
 		sent, err := s.uploadBatch(ctx, src.Root, batch, contents)
@@ -156,8 +162,9 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 
 // scan lists the source's regular files (excludes applied, overlays
 // winning) with their hashes; contents holds the overlays' bytes.
-func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[string][]byte, error) {
+func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[string][]byte, int, error) {
 	out := sandbox.Manifest{}
+	skipped := 0
 	cache := s.state.cache
 	newCache := map[string]localFile{}
 	err := filepath.WalkDir(src.Root, func(p string, d fs.DirEntry, err error) error {
@@ -177,11 +184,16 @@ func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || ex.excluded(rel, false) {
+		if ex.excluded(rel, false) {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			skipped++ // symlinks, sockets, devices, fifos
 			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
+			skipped++
 			return nil
 		}
 		lf := localFile{size: info.Size(), mtime: info.ModTime(), mode: info.Mode().Perm()}
@@ -190,6 +202,7 @@ func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[
 		} else {
 			h, n, err := hashFile(p)
 			if err != nil {
+				skipped++
 				return nil
 			}
 			lf.hash, lf.size = h, n
@@ -199,14 +212,14 @@ func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the workspace: %w", err)
+		return nil, nil, 0, fmt.Errorf("reading the workspace: %w", err)
 	}
 	s.state.cache = newCache
 	contents := map[string][]byte{}
 	for name, data := range src.Overlays {
 		rel, err := cleanRel(name)
 		if err != nil || rel == "." {
-			return nil, nil, fmt.Errorf("overlay %q: %w", name, sandbox.ErrPathEscape)
+			return nil, nil, 0, fmt.Errorf("overlay %q: %w", name, sandbox.ErrPathEscape)
 		}
 		if ex.excludedPath(rel) {
 			continue
@@ -219,7 +232,7 @@ func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[
 		out[rel] = sandbox.FileState{Size: int64(len(data)), Mode: mode, Hash: hex.EncodeToString(sum[:])}
 		contents[rel] = data
 	}
-	return out, contents, nil
+	return out, contents, skipped, nil
 }
 
 func hashFile(p string) (string, int64, error) {
@@ -356,22 +369,9 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 	if ex == nil {
 		ex = newExcluder(nil, false)
 	}
-	argv := append([]string{"/bin/sh", "-c", manifestScript, "manifest", s.root}, ex.findPrune()...)
-	res, err := s.run(ctx, "", argv, manifestLimit)
-	if err == nil && res.code != 0 {
-		err = fmt.Errorf("listing files failed (exit %d): %s", res.code, bytes.TrimSpace(res.stderr))
-	}
+	m, err := s.remoteManifest(ctx, ex)
 	if err != nil {
 		return nil, s.errorf(op, err)
-	}
-	m, err := parseManifest(res.stdout)
-	if err != nil {
-		return nil, s.errorf(op, err)
-	}
-	for p := range m {
-		if ex.excludedPath(p) {
-			delete(m, p)
-		}
 	}
 	known := make(map[string]bool, len(m))
 	for p := range m {
@@ -380,6 +380,29 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 	s.mu.Lock()
 	s.state.known = known
 	s.mu.Unlock()
+	return m, nil
+}
+
+// remoteManifest lists the working copy's regular files with their hashes
+// by one helper process, ex applied.
+func (s *Sandbox) remoteManifest(ctx context.Context, ex *excluder) (sandbox.Manifest, error) {
+	argv := append([]string{"/bin/sh", "-c", manifestScript, "manifest", s.root}, ex.findPrune()...)
+	res, err := s.run(ctx, "", argv, manifestLimit)
+	if err == nil && res.code != 0 {
+		err = fmt.Errorf("listing files failed (exit %d): %s", res.code, bytes.TrimSpace(res.stderr))
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := parseManifest(res.stdout)
+	if err != nil {
+		return nil, err
+	}
+	for p := range m {
+		if ex.excludedPath(p) {
+			delete(m, p)
+		}
+	}
 	return m, nil
 }
 

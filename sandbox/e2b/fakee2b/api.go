@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,6 +141,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, defaultTimeout i
 		home:       home,
 		procs:      map[uint32]*proc{},
 		dead:       make(chan struct{}),
+	}
+	if err := sb.startHolder(); err != nil {
+		os.RemoveAll(root)
+		writeJSONError(w, http.StatusInternalServerError, "sandbox create failed: "+err.Error())
+		return
 	}
 	s.mu.Lock()
 	if s.closed {

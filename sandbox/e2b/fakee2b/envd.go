@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -33,6 +34,9 @@ type sandbox struct {
 	startedAt                    time.Time
 	root, home                   string
 	dead                         chan struct{}
+	// holder leads the process group every command of the sandbox joins,
+	// so that, as under envd, a command is not a group leader itself.
+	holder *exec.Cmd
 
 	mu     sync.Mutex
 	endAt  time.Time
@@ -59,15 +63,34 @@ func (sb *sandbox) kill() {
 	}
 	close(sb.dead)
 	sb.mu.Unlock()
+	// The sandbox's group, plus the groups commands made of their own
+	// (a command that called setsid leads a group whose id is its pid).
+	if sb.holder != nil {
+		syscall.Kill(-sb.holder.Process.Pid, syscall.SIGKILL)
+	}
 	for _, p := range procs {
 		syscall.Kill(-p.pid(), syscall.SIGKILL)
+		p.cmd.Process.Signal(syscall.SIGKILL)
 		p.cancelReaders()
 	}
 	for _, p := range procs {
 		<-p.done
 	}
+	if sb.holder != nil {
+		sb.holder.Wait()
+	}
 	os.RemoveAll(sb.root)
 }
+
+// startHolder starts the process that leads the sandbox's process group.
+func (sb *sandbox) startHolder() error {
+	sb.holder = exec.Command("sleep", "infinity")
+	sb.holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return sb.holder.Start()
+}
+
+// pgid is the process group commands join.
+func (sb *sandbox) pgid() int { return sb.holder.Process.Pid }
 
 type ctxKey struct{}
 

@@ -14,9 +14,11 @@
 // resolve against it, and an absolute path outside the root is taken as
 // relative to the root). Like envd, SendSignal and the Connect-Timeout-Ms
 // deadline signal only the process itself, and dropping a Start stream leaves
-// the process running. Unlike envd, every command is started in a process
-// group of its own so that killing a sandbox (or closing the server) can end
-// everything that sandbox started.
+// the process running. As under envd, a command is not the leader of a
+// process group: all of a sandbox's commands join one group, led by a holder
+// process the fake starts with the sandbox, so that killing the sandbox (or
+// closing the server) can end everything it started; commands that made a
+// group of their own (setsid) are killed by their pid's group too.
 //
 // Every request is recorded ([Server.Requests]) so tests can check which
 // headers went where, and faults can be injected ([Server.InjectFault],

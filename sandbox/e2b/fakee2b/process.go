@@ -140,7 +140,7 @@ func (ps *processService) Start(ctx context.Context, req *connect.Request[pb.Sta
 	for _, k := range order {
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: sb.pgid()}
 	p := &proc{cmd: cmd, config: cfg, tag: req.Msg.Tag, done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

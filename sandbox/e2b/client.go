@@ -73,6 +73,8 @@ type Client struct {
 	retry   retryPolicy
 	sleep   func(ctx context.Context, d time.Duration) error
 	redactK string
+	// listLimit is the page size List asks for (tests lower it).
+	listLimit int
 }
 
 // NewClient checks cfg and returns a client.
@@ -89,7 +91,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Template == "" {
 		cfg.Template = DefaultTemplate
 	}
-	c := &Client{cfg: cfg, http: cfg.HTTPClient, retry: defaultRetry, sleep: sleepCtx, redactK: cfg.APIKey}
+	c := &Client{cfg: cfg, http: cfg.HTTPClient, retry: defaultRetry, sleep: sleepCtx, redactK: cfg.APIKey, listLimit: 100}
 	if c.http == nil {
 		c.http = &http.Client{}
 	}
@@ -246,7 +248,7 @@ func (c *Client) List(ctx context.Context, p ListParams) ([]ListedSandbox, error
 	if len(p.State) > 0 {
 		q.Set("state", strings.Join(p.State, ","))
 	}
-	q.Set("limit", "100")
+	q.Set("limit", strconv.Itoa(c.listLimit))
 	var all []ListedSandbox
 	for page := 0; ; page++ {
 		var items []ListedSandbox
@@ -361,7 +363,10 @@ func (c *Client) doHeader(ctx context.Context, op, method, path string, q url.Va
 					continue
 				}
 			}
-			return nil, fmt.Errorf("e2b: %s: %s", op, c.redact(err.Error()))
+			if msg := fmt.Sprintf("e2b: %s: %s", op, err); c.redact(msg) != msg {
+				return nil, errors.New(c.redact(msg))
+			}
+			return nil, fmt.Errorf("e2b: %s: %w", op, err)
 		}
 		if resp.StatusCode == okStatus {
 			defer resp.Body.Close()
@@ -392,7 +397,7 @@ func (c *Client) doHeader(ctx context.Context, op, method, path string, q url.Va
 func (c *Client) readAPIError(op string, resp *http.Response) *APIError {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &APIError{Op: op, StatusCode: resp.StatusCode}
+	e := &APIError{Op: c.redact(op), StatusCode: resp.StatusCode}
 	var body struct {
 		Code      int    `json:"code"`
 		Message   string `json:"message"`

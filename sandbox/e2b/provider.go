@@ -255,16 +255,26 @@ func (s *Sandbox) touch(ctx context.Context, need time.Duration) error {
 	return nil
 }
 
-// errorf wraps an envd error with the operation and the sandbox. A Connect
-// "unavailable" error (which is also what the edge's 502 maps to) is checked
-// against /health: a sandbox that is gone gives an error matching
+// errorf wraps an envd error with the operation and the sandbox. Errors
+// that may mean the sandbox is gone (transport errors, a stream cut short,
+// Connect "unavailable", which is also what the edge's 502 maps to) are
+// checked against /health: a sandbox that is gone gives an error matching
 // sandbox.ErrClosed.
 func (s *Sandbox) errorf(op string, err error) error {
 	if errors.Is(err, errSandboxGone) {
 		return fmt.Errorf("e2b: %s in sandbox %s: %w: %w", op, s.id, sandbox.ErrClosed, err)
 	}
+	var he *httpError
+	probe := !errors.As(err, &he) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	var ce *connect.Error
-	if errors.As(err, &ce) && (ce.Code() == connect.CodeUnavailable || ce.Code() == connect.CodeUnknown) {
+	if errors.As(err, &ce) {
+		switch ce.Code() {
+		case connect.CodeUnavailable, connect.CodeUnknown, connect.CodeInternal:
+		default:
+			probe = false
+		}
+	}
+	if probe {
 		hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		herr := s.envd.health(hctx)
 		cancel()

@@ -419,13 +419,19 @@ func (x *exchange) stream() {
 		x.hold()
 		return
 	}
-	n := 0 // data chunks sent
-	next := func(payload []byte) bool {
+	n := 0            // data chunks sent
+	preWaited := false // the wait before the next chunk already happened
+	gap := func() bool {
 		d := rep.ChunkDelay
 		if n == 0 {
 			d = rep.FirstDelay
 		}
-		if !x.wait(d, true) {
+		return x.wait(d, true)
+	}
+	next := func(payload []byte) bool {
+		if preWaited {
+			preWaited = false
+		} else if !gap() {
 			return false
 		}
 		n++
@@ -480,6 +486,11 @@ func (x *exchange) stream() {
 	}
 	if rep.Generate != nil {
 		for i := 0; ; i++ {
+			// Wait first, so that Generate runs right before the write.
+			if !gap() {
+				return
+			}
+			preWaited = true
 			c, more := rep.Generate(i)
 			if !more {
 				break

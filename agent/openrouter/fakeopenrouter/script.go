@@ -120,3 +120,9 @@ func (s *Script) reply(req ChatRequest) Reply {
 	return Reply{Text: text, Usage: scriptUsage, EmptyUsageChoices: true,
 		HeaderDelay: time.Duration(delay) * time.Millisecond, plainDeltas: true}
 }
+
+// Reply returns the answer scripted agent mode gives req. With
+// [Server.SetHandler] it lets one fake serve several scripts, chosen per
+// request (for example by the prompt), so that one agent process can run
+// several scripted scenarios.
+func (s *Script) Reply(req ChatRequest) Reply { return s.reply(req) }

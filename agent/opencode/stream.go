@@ -1,0 +1,132 @@
+package opencode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// streamItem is what the event subscriber hands the run: an event, or a
+// note that events may have been missed (after a reconnect, or an event too
+// large to keep), upon which the run resynchronises from the session's
+// messages.
+type streamItem struct {
+	ev  event
+	gap bool
+}
+
+// Event stream tuning.
+const (
+	// streamIdleTimeout: OpenCode sends a heartbeat every 10 s; a stream
+	// silent this long is treated as dropped.
+	streamIdleTimeout = 35 * time.Second
+	// maxEventSize bounds one event (a write of a big file carries the whole
+	// content); larger ones are skipped and resynchronised.
+	maxEventSize  = 64 << 20
+	minReconnect  = 100 * time.Millisecond
+	maxReconnect  = 2 * time.Second
+	streamBacklog = 1024
+)
+
+// subscribe follows GET /event until ctx ends, reconnecting with backoff
+// when the stream drops. connected is closed at the first server.connected;
+// after a later one, a gap item is sent before any event of the new stream.
+func (s *Server) subscribe(ctx context.Context, out chan<- streamItem, connected chan<- struct{}) {
+	first := true
+	backoff := minReconnect
+	for ctx.Err() == nil {
+		got, err := s.readStream(ctx, out, &first, connected)
+		if ctx.Err() != nil {
+			return
+		}
+		if got {
+			backoff = minReconnect
+		}
+		s.log.Debug("OpenCode event stream dropped, reconnecting", "error", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxReconnect)
+	}
+}
+
+// readStream reads one connection of the event stream; got reports whether
+// it delivered anything.
+func (s *Server) readStream(ctx context.Context, out chan<- streamItem, first *bool, connected chan<- struct{}) (got bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, err := s.newRequest(ctx, http.MethodGet, "/event", nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+
+	// A watchdog cancels the request when nothing (not even a heartbeat)
+	// arrives for streamIdleTimeout, including while connecting.
+	watchdog := time.AfterFunc(streamIdleTimeout, cancel)
+	defer watchdog.Stop()
+
+	resp, err := s.stream.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("connect: %s", s.red.Replace(unwrapURLError(err).Error()))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return false, s.apiError(http.MethodGet, "/event", resp.StatusCode, b)
+	}
+	send := func(it streamItem) bool {
+		select {
+		case out <- it:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	rd := newSSEReader(resp.Body, maxEventSize)
+	for {
+		data, err := rd.next()
+		watchdog.Reset(streamIdleTimeout)
+		if errors.Is(err, errEventTooLarge) {
+			s.log.Warn("OpenCode event over the size bound skipped; resynchronising", "bound", maxEventSize)
+			if !send(streamItem{gap: true}) {
+				return got, ctx.Err()
+			}
+			continue
+		}
+		if err != nil {
+			return got, err
+		}
+		var ev event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			s.log.Debug("Undecodable OpenCode event skipped", "error", err)
+			continue
+		}
+		switch ev.Type {
+		case "server.heartbeat":
+			continue
+		case "server.connected":
+			if *first {
+				*first = false
+				close(connected)
+			} else if !send(streamItem{gap: true}) {
+				return got, ctx.Err()
+			}
+			got = true
+			continue
+		}
+		got = true
+		if !send(streamItem{ev: ev}) {
+			return got, ctx.Err()
+		}
+	}
+}

@@ -401,7 +401,6 @@ type teeBody struct {
 	r   interface{ Read([]byte) (int, error) }
 	buf *capBuffer
 	mu  *sync.Mutex
-	c   func() error
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {

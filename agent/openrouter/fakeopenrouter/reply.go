@@ -419,7 +419,7 @@ func (x *exchange) stream() {
 		x.hold()
 		return
 	}
-	n := 0            // data chunks sent
+	n := 0             // data chunks sent
 	preWaited := false // the wait before the next chunk already happened
 	gap := func() bool {
 		d := rep.ChunkDelay

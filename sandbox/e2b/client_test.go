@@ -76,7 +76,7 @@ func (e *env) open(t *testing.T, spec sandbox.Spec) *Sandbox {
 	return sb
 }
 
-func exec(t *testing.T, sb *Sandbox, c sandbox.Cmd) (sandbox.ExitStatus, string, string) {
+func runCmd(t *testing.T, sb *Sandbox, c sandbox.Cmd) (sandbox.ExitStatus, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
@@ -152,7 +152,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 
 	// envd: a 503 on the stream and a 429 on an upload are retried too.
 	e.fake.InjectFault(fakee2b.Fault{Service: fakee2b.ServiceEnvd, Path: "/process.Process/Start", Status: 503, RetryAfter: "2"})
-	if st, out, _ := exec(t, sb, sandbox.Cmd{Shell: "echo ok"}); st.Code != 0 || out != "ok\n" {
+	if st, out, _ := runCmd(t, sb, sandbox.Cmd{Shell: "echo ok"}); st.Code != 0 || out != "ok\n" {
 		t.Errorf("Exec after a 503: %+v %q", st, out)
 	}
 	e.fake.InjectFault(fakee2b.Fault{Service: fakee2b.ServiceEnvd, Path: "/files", Method: "POST", Status: 429, RetryAfter: "3"})
@@ -255,7 +255,7 @@ func TestKeysGoOnlyToTheirService(t *testing.T) {
 	if _, _, err := sb.Sync(ctx, sandbox.Source{Root: ws}); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, sb, sandbox.Cmd{Shell: "echo hi"})
+	runCmd(t, sb, sandbox.Cmd{Shell: "echo hi"})
 	if _, err := sb.ReadFile(ctx, "x.txt"); err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestEnvironmentLayers(t *testing.T) {
 	if got := e.fake.SandboxEnvVars(sb.ID()); got["LANG"] != "C.UTF-8" || got["SPEC_ONLY"] != "s" || got["TERM"] != "xterm" {
 		t.Errorf("envVars = %v", got)
 	}
-	_, out, _ := exec(t, sb, sandbox.Cmd{Shell: "env", Env: map[string]string{"BOTH": "cmd", "CMD_ONLY": "c"}})
+	_, out, _ := runCmd(t, sb, sandbox.Cmd{Shell: "env", Env: map[string]string{"BOTH": "cmd", "CMD_ONLY": "c"}})
 	for _, want := range []string{"SPEC_ONLY=s\n", "BOTH=cmd\n", "CMD_ONLY=c\n", "LANG=C.UTF-8\n", "TERM=xterm\n", "USER=user\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("env lacks %q:\n%s", want, out)
@@ -353,7 +353,7 @@ func TestEnvironmentLayers(t *testing.T) {
 func TestExecStreamHeadersAndKeepalives(t *testing.T) {
 	e := newEnv(t, fakee2b.Options{KeepaliveInterval: time.Millisecond})
 	sb := e.open(t, sandbox.Spec{})
-	st, out, _ := exec(t, sb, sandbox.Cmd{Shell: "sleep 0.05; echo after-keepalives", Timeout: 5 * time.Minute})
+	st, out, _ := runCmd(t, sb, sandbox.Cmd{Shell: "sleep 0.05; echo after-keepalives", Timeout: 5 * time.Minute})
 	if st.Code != 0 || out != "after-keepalives\n" {
 		t.Errorf("Exec with keep-alive events = %+v %q", st, out)
 	}
@@ -379,7 +379,7 @@ func TestExecStreamHeadersAndKeepalives(t *testing.T) {
 func TestTimeoutKillsTheTree(t *testing.T) {
 	e := newEnv(t, fakee2b.Options{})
 	sb := e.open(t, sandbox.Spec{})
-	st, out, _ := exec(t, sb, sandbox.Cmd{Shell: "(sleep 1; echo late > late.txt) & echo started; sleep 600", Timeout: 200 * time.Millisecond})
+	st, out, _ := runCmd(t, sb, sandbox.Cmd{Shell: "(sleep 1; echo late > late.txt) & echo started; sleep 600", Timeout: 200 * time.Millisecond})
 	if !st.TimedOut || st.Code != -1 || st.Signal != "killed" || out != "started\n" {
 		t.Errorf("timed-out Exec = %+v %q", st, out)
 	}

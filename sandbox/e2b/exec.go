@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -25,6 +26,16 @@ const groupWrapper = `read -r _ _ _ _ g _ < /proc/$$/stat 2>/dev/null; if [ "$g"
 
 // killGroup kills the process group "$1" and the process "$1".
 const killGroup = `kill -9 -"$1" 2>/dev/null; kill -9 "$1" 2>/dev/null; exit 0`
+
+// listenScript prints, one per line in hex, the TCP ports in LISTEN state
+// whose sockets belong to a process of group "$1" (from /proc).
+const listenScript = `inodes=$(for d in /proc/[0-9]*; do read -r _ _ _ _ g _ < "$d/stat" 2>/dev/null && [ "$g" = "$1" ] && ls -l "$d/fd" 2>/dev/null; done | sed -n 's/.*socket:\[\([0-9]*\)\].*/\1/p' | tr '\n' ' ')
+[ -n "$inodes" ] || exit 0
+awk -v ino=" $inodes " '$4 == "0A" && index(ino, " " $10 " ") { n = split($2, a, ":"); print a[n] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; exit 0`
+
+// listenPoll is how often OnListen looks for new listening ports (each look
+// is one helper process in the sandbox).
+const listenPoll = time.Second
 
 // streamGrace is added to a command's timeout for the stream's
 // Connect-Timeout-Ms, so this client's own timer (which kills the whole
@@ -126,6 +137,9 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 		done <- r
 	}()
 
+	var listeners sync.WaitGroup
+	stopListen := func() {}
+	defer func() { stopListen(); listeners.Wait() }()
 	var (
 		pid      uint32
 		timedOut bool
@@ -140,6 +154,15 @@ wait:
 		select {
 		case pid = <-pidc:
 			pidc = nil
+			if c.OnListen != nil {
+				lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+				stopListen = cancel
+				listeners.Add(1)
+				go func() {
+					defer listeners.Done()
+					s.pollListen(lctx, pid, c.OnListen)
+				}()
+			}
 		case r = <-done:
 			break wait
 		case <-timer.C:
@@ -167,6 +190,8 @@ wait:
 			break wait
 		}
 	}
+	stopListen()
+	listeners.Wait()
 	st := sandbox.ExitStatus{Code: -1, TimedOut: timedOut, Canceled: canceled}
 	if r.end != nil {
 		st.Code = int(r.end.GetExitCode())
@@ -207,6 +232,34 @@ func (s *Sandbox) kill(pid uint32) {
 		Signal:  pb.Signal_SIGNAL_SIGKILL,
 	}))
 	_ = err // not_found: the group kill got it first
+}
+
+// pollListen calls cb once for each TCP port a process of the command's
+// group listens on, until ctx ends.
+func (s *Sandbox) pollListen(ctx context.Context, pgid uint32, cb func(int)) {
+	seen := map[int]bool{}
+	t := time.NewTicker(listenPoll)
+	defer t.Stop()
+	for {
+		res, err := s.run(ctx, "", []string{"/bin/sh", "-c", listenScript, "listen", strconv.FormatUint(uint64(pgid), 10)}, 16<<10)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			for _, f := range strings.Fields(string(res.stdout)) {
+				port, err := strconv.ParseUint(f, 16, 16)
+				if err == nil && port > 0 && !seen[int(port)] {
+					seen[int(port)] = true
+					cb(int(port))
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // commandLine returns the argv to run for c.

@@ -330,7 +330,10 @@ func (c *Client) attempt(ctx, tctx context.Context, params openai.ChatCompletion
 		resp.Body = st.obs
 		return resp, nil
 	}
-	stream := c.chat.NewStreaming(actx, params, option.WithMiddleware(mw))
+	stream := c.chat.NewStreaming(actx, params, option.WithMiddleware(mw),
+		option.WithHeader("Accept", "text/event-stream"),
+		// No compression: a gzip reader may hold back bytes of a stream.
+		option.WithHeader("Accept-Encoding", "identity"))
 	defer stream.Close()
 
 	var acc accumulator

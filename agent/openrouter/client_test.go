@@ -109,7 +109,8 @@ func TestStreamAnswer(t *testing.T) {
 	r := srv.Requests()[0]
 	if r.Path != "/api/v1/chat/completions" || r.Header.Get("Authorization") != "Bearer "+testKey ||
 		r.Header.Get("HTTP-Referer") != DefaultReferer || r.Header.Get("X-OpenRouter-Title") != DefaultTitle ||
-		r.Header.Get("X-Title") != DefaultTitle || r.Header.Get("Content-Type") != "application/json" {
+		r.Header.Get("X-Title") != DefaultTitle || r.Header.Get("Content-Type") != "application/json" ||
+		r.Header.Get("Accept") != "text/event-stream" {
 		t.Fatalf("request %s headers %v", r.Path, r.Header)
 	}
 	var body struct {
@@ -681,4 +682,41 @@ func TestSecretNeverLeaks(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestModelScenarios drives the client through the fake's model-name
+// scenarios, the switches an editor-level test can reach through settings.
+func TestModelScenarios(t *testing.T) {
+	srv := fakeopenrouter.New(t, fakeopenrouter.Options{ModelScenarios: true})
+	c, waits := retryClient(t, srv, nil)
+	for model, kind := range map[string]ErrorKind{
+		"fake/status-401": KindAuth, "fake/status-402": KindCredits, "fake/status-403": KindModeration,
+		"fake/status-408": KindTimeout, "fake/status-429": KindRateLimited, "fake/status-503": KindUnavailable,
+		"fake/stream-error": KindStream, "fake/stream-error-string": KindStream, "fake/error-only": KindStream,
+		"fake/cut": KindTruncated, "fake/no-done": KindTruncated,
+	} {
+		req := hello
+		req.Model = model
+		_, err := c.Stream(context.Background(), req, nil)
+		e := wantKind(t, err, kind)
+		t.Logf("%s: %s", model, e.Error())
+	}
+	if len(*waits) != 2*DefaultMaxRetries {
+		t.Fatalf("waits %v: 429 and 503 should each be retried %d times", *waits, DefaultMaxRetries)
+	}
+	for _, w := range *waits {
+		if w != time.Second {
+			t.Fatalf("waits %v, want Retry-After's 1s", *waits)
+		}
+	}
+	var rec recorder
+	req := hello
+	req.Model = "fake/keepalive"
+	if res, err := c.Stream(context.Background(), req, rec.on); err != nil || rec.count(EventWaiting) != 3 || res.Text == "" {
+		t.Fatalf("keepalive: %+v %v", res, err)
+	}
+	req.Model = "fake/tool-calls"
+	if res, err := c.Stream(context.Background(), req, nil); err != nil || res.FinishReason != "tool_calls" {
+		t.Fatalf("tool-calls: %+v %v", res, err)
+	}
 }

@@ -21,9 +21,11 @@
 //     request or as a sequence: status errors with Retry-After, keep-alive
 //     comments, delays, hangs, mid-stream error chunks with numeric or
 //     string codes, cut streams, chunk splitting, CRLF framing);
-//  2. the handler set with [Server.SetHandler];
-//  3. the [Script] (scripted agent mode, below);
-//  4. a default text answer.
+//  2. with [Options.ModelScenarios], a fault named by the model
+//     ([ScenarioReply]);
+//  3. the handler set with [Server.SetHandler];
+//  4. the [Script] (scripted agent mode, below);
+//  5. a default text answer.
 //
 // # Scripted agent mode
 //
@@ -85,6 +87,10 @@ type Options struct {
 	// NoKeyPath makes GET /key answer 404, like a server that only knows the
 	// legacy GET /auth/key.
 	NoKeyPath bool
+	// ModelScenarios lets the request's model choose a fault (see
+	// [ScenarioReply]), for tests that can only set a model name (a
+	// daemon driven through its settings, an editor).
+	ModelScenarios bool
 }
 
 // Request is one recorded HTTP request.
@@ -375,6 +381,8 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) 
 	case len(s.queue) > 0:
 		rep = s.queue[0]
 		s.queue = s.queue[1:]
+	case s.opts.ModelScenarios && isScenario(cr.Model):
+		rep, _ = ScenarioReply(cr.Model)
 	case s.handler != nil:
 		h := s.handler
 		s.mu.Unlock()

@@ -399,3 +399,25 @@ func TestModelsAndKey(t *testing.T) {
 		t.Fatalf("/auth/key bad key: %d %s", res.StatusCode, m["error"])
 	}
 }
+
+func TestModelScenarios(t *testing.T) {
+	s := New(t, Options{ModelScenarios: true})
+	res := post(t, context.Background(), s.URL, "k", map[string]any{"model": "fake/status-429", "messages": userMsg, "stream": true})
+	if res.StatusCode != 429 || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	res = post(t, context.Background(), s.URL, "k", map[string]any{"model": "fake/stream-error-string", "messages": userMsg, "stream": true})
+	evs, done := readSSE(t, res.Body)
+	chunks, _ := decodeChunks(t, evs)
+	if done || chunks[len(chunks)-1].Error == nil || string(chunks[len(chunks)-1].Error.Code) != `"server_error"` {
+		t.Fatalf("stream-error-string: %+v", chunks)
+	}
+	// Names the scenarios do not know are ordinary models.
+	res = post(t, context.Background(), s.URL, "k", map[string]any{"model": "fake/fake-model", "messages": userMsg, "stream": true})
+	if _, done := readSSE(t, res.Body); res.StatusCode != 200 || !done {
+		t.Fatalf("plain model: %d", res.StatusCode)
+	}
+	if _, ok := ScenarioReply("openai/gpt-4o"); ok {
+		t.Fatal("a real model name matched a scenario")
+	}
+}

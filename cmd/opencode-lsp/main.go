@@ -109,7 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	logger.Info("Serving on stdio", "version", version, "pid", os.Getpid())
-	code, err := lsp.Serve(ctx, stdio{stdin, stdout}, opts)
+	code, err := lsp.Serve(ctx, stdio{pollableStdin(stdin), stdout}, opts)
 	if err != nil {
 		logger.Info("Session ended", "err", err)
 	}

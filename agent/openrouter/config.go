@@ -118,6 +118,8 @@ func (cfg *Config) applyDefaults() {
 			*d = 0 // off
 		}
 	}
+	cfg.APIKey = strings.TrimSpace(cfg.APIKey) // a pasted key often ends in a newline
+	cfg.BaseURL = strings.TrimSpace(cfg.BaseURL)
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
 	}

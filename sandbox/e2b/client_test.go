@@ -465,3 +465,46 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Error("NewClient with an ftp sandbox URL succeeded")
 	}
 }
+
+func TestCloseRetriesAFailedKillAndIgnoresCancellation(t *testing.T) {
+	e := newEnv(t, fakee2b.Options{})
+	sb := e.open(t, sandbox.Spec{})
+	e.fake.InjectFault(fakee2b.Fault{Service: fakee2b.ServiceAPI, Method: "DELETE", Status: 500})
+	if err := sb.Close(context.Background()); err == nil || !strings.Contains(err.Error(), "e2b: kill sandbox "+sb.ID()+": 500") {
+		t.Fatalf("Close with a failing kill = %v", err)
+	}
+	if _, err := sb.ReadFile(context.Background(), "x"); !errors.Is(err, sandbox.ErrClosed) {
+		t.Errorf("ReadFile after Close = %v; want ErrClosed", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := sb.Close(ctx); err != nil {
+		t.Fatalf("second Close with a cancelled context = %v", err)
+	}
+	if ids := e.fake.SandboxIDs(); len(ids) != 0 {
+		t.Errorf("sandboxes left running: %v", ids)
+	}
+	before := len(e.fake.Requests())
+	if err := sb.Close(context.Background()); err != nil || len(e.fake.Requests()) != before {
+		t.Errorf("third Close = %v, %d requests", err, len(e.fake.Requests())-before)
+	}
+}
+
+func TestLongCommandsExtendTheSandbox(t *testing.T) {
+	e := newEnv(t, fakee2b.Options{})
+	sb := e.open(t, sandbox.Spec{Timeout: time.Minute})
+	// A command that may run 30 minutes needs the sandbox to outlive it.
+	runCmd(t, sb, sandbox.Cmd{Shell: "true", Timeout: 30 * time.Minute})
+	d, err := e.c.Get(context.Background(), sb.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(d.EndAt); left < 30*time.Minute {
+		t.Errorf("sandbox expires in %v; want it to outlive the command's 30m", left)
+	}
+	// Beyond the tier's maximum (the fake's is 1h), it settles for 1h.
+	runCmd(t, sb, sandbox.Cmd{Shell: "true", Timeout: 3 * time.Hour})
+	if d, err = e.c.Get(context.Background(), sb.ID()); err != nil || time.Until(d.EndAt) < 59*time.Minute {
+		t.Errorf("after a 3h command: %v, %v", d, err)
+	}
+}

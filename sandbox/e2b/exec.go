@@ -158,10 +158,10 @@ wait:
 				lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 				stopListen = cancel
 				listeners.Add(1)
-				go func() {
+				go func(pgid uint32) {
 					defer listeners.Done()
-					s.pollListen(lctx, pid, c.OnListen)
-				}()
+					s.pollListen(lctx, pgid, c.OnListen)
+				}(pid)
 			}
 		case r = <-done:
 			break wait

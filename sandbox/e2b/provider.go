@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"sync"
 	"time"
 
@@ -173,7 +174,8 @@ type Sandbox struct {
 
 	mu        sync.Mutex
 	expiresAt time.Time
-	closed    bool
+	closed    bool // no more operations
+	killed    bool // the kill succeeded (or the sandbox was gone)
 
 	syncMu sync.Mutex // one Sync at a time
 	state  syncState  // guarded by syncMu (read under mu by Manifest)
@@ -206,20 +208,27 @@ func (s *Sandbox) PreviewURL(ctx context.Context, port int) (sandbox.Preview, er
 	return pv, nil
 }
 
-// Close kills the sandbox. It is idempotent; a sandbox that is already gone
-// is not an error.
+// Close kills the sandbox, even when ctx is already cancelled (a cloud
+// sandbox must not be left running). It is idempotent; a sandbox that is
+// already gone is not an error, and a Close whose kill failed can be
+// repeated.
 func (s *Sandbox) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
+	s.closed = true
+	if s.killed {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
 	s.mu.Unlock()
-	err := s.client.Kill(ctx, s.id)
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := s.client.Kill(kctx, s.id)
 	if err != nil && !errors.Is(err, ErrSandboxNotFound) {
 		return err
 	}
+	s.mu.Lock()
+	s.killed = true
+	s.mu.Unlock()
 	return nil
 }
 
@@ -243,7 +252,15 @@ func (s *Sandbox) touch(ctx context.Context, need time.Duration) error {
 		return nil
 	}
 	d := max(s.timeout, need)
-	if err := s.client.SetTimeout(ctx, s.id, d); err != nil {
+	err := s.client.SetTimeout(ctx, s.id, d)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusBadRequest && d > time.Hour {
+		// Longer than the account's tier allows: settle for the Hobby
+		// tier's maximum.
+		d = time.Hour
+		err = s.client.SetTimeout(ctx, s.id, d)
+	}
+	if err != nil {
 		if errors.Is(err, ErrSandboxNotFound) {
 			return fmt.Errorf("%w: %w", sandbox.ErrClosed, err)
 		}

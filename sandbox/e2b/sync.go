@@ -87,13 +87,15 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	if st.pushed == nil {
 		st.pushed = sandbox.Manifest{}
 	}
+	// A rewritten file keeps its mode (the upload truncates it in place), so
+	// only new files and files whose mode differs are chmod-ed.
 	var write, chmod, remove []string
 	for p, fsNew := range next {
 		have, ok := remote[p]
-		switch {
-		case !ok || have.Hash != fsNew.Hash:
+		if !ok || have.Hash != fsNew.Hash {
 			write = append(write, p)
-		case have.Mode != fsNew.Mode:
+		}
+		if !ok || have.Mode != fsNew.Mode {
 			chmod = append(chmod, p)
 		}
 	}
@@ -137,7 +139,6 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 		}
 		mu.Unlock()
 		stats.Written += len(batch)
-		chmod = append(chmod, batch...)
 	}
 	if err := s.fixup(ctx, remove, chmod, next); err != nil {
 		return nil, stats, s.errorf(op, err)

@@ -1,0 +1,196 @@
+package outputdiag
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/reviewdog/errorformat"
+)
+
+// rule is one compiled errorformat line plus what we learn from its text
+// without running the regular expression: its prefix and flags (Vim's %E,
+// %-G, …) and literal strings every matching line must contain, which let
+// most lines skip the regular expression entirely.
+type rule struct {
+	src  string
+	efm  *errorformat.Efm
+	kind kind // what the line means to the format's handler
+	// owner is the index of the sub-format the rule comes from ("auto").
+	owner int
+
+	prefix      byte // one of "DXAEWICZGOPQ", or 0
+	minus, plus bool // %- (ignore the line) and %+ (the whole line is the message)
+	catchAll    bool // matches every line (%.%#): no need to run it
+
+	lead    string   // literal the line must start with
+	needles []string // literals the line must contain
+}
+
+// compileRule compiles one errorformat line with errorformat.NewEfm and
+// derives its prefilter.
+func compileRule(src string, k kind) (rule, error) {
+	efm, err := errorformat.NewEfm(src)
+	if err != nil {
+		return rule{}, fmt.Errorf("errorformat %q: %w", src, err)
+	}
+	r := rule{src: src, efm: efm, kind: k}
+	r.analyze()
+	return r, nil
+}
+
+// multiline reports whether the rule uses a prefix that makes errorformat
+// keep state between lines (multi-line messages, file and directory stacks).
+func (r *rule) multiline() bool {
+	return r.prefix != 0 && strings.IndexByte("AEWICZOPQDX", r.prefix) >= 0
+}
+
+// mayMatch is the prefilter: false means the rule's expression cannot match
+// line. It never returns false for a line the expression matches
+// (FuzzPrefilter checks this against errorformat itself).
+func (r *rule) mayMatch(line string) bool {
+	if !strings.HasPrefix(line, r.lead) {
+		return false
+	}
+	for _, n := range r.needles {
+		if !strings.Contains(line, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// analyze walks the errorformat text the way errorformat.NewEfm translates
+// it (a port of Vim's efm_to_regpat) and records the prefix, the flags and
+// the runs of literal characters that are mandatory in every match. It is
+// conservative: anything it does not fully understand ends literal
+// extraction.
+func (r *rule) analyze() {
+	s := r.src
+	var run []byte // current run of mandatory literal characters
+	leading := true
+	stop := false // after a character class: extract nothing more
+	flush := func() {
+		if len(run) > 0 && !stop {
+			if leading {
+				r.lead = string(run)
+			} else {
+				r.needles = append(r.needles, string(run))
+			}
+		}
+		run = run[:0]
+		leading = false
+	}
+	dropLast := func() { // the previous atom is optional (%# or %?)
+		if len(run) > 0 {
+			run = run[:len(run)-1]
+		}
+		flush()
+	}
+	body := strings.Builder{} // the efm without prefix and flags, to spot catch-alls
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '%' {
+			if c == '\\' && i+1 < len(s) {
+				i++
+				c = s[i]
+			}
+			body.WriteByte(c)
+			run = append(run, c)
+			continue
+		}
+		if i+1 >= len(s) {
+			stop = true
+			break
+		}
+		i++
+		c = s[i]
+		switch {
+		case strings.IndexByte("fnlecktmrpvs", c) >= 0:
+			body.WriteString("%" + string(c))
+			flush()
+		case c == '*':
+			body.WriteString("%*")
+			flush()
+			if i+1 < len(s) && s[i+1] == '[' {
+				for i < len(s) && s[i] != ']' {
+					i++
+				}
+			} else {
+				i += 2 // %*\s and the like: the backslash and its character
+			}
+		case (c == '+' || c == '-') && i+1 < len(s) && strings.IndexByte("DXAEWICZGOPQ", s[i+1]) >= 0:
+			if c == '+' {
+				r.plus = true
+			} else {
+				r.minus = true
+			}
+			i++
+			r.prefix = s[i]
+		case strings.IndexByte("DXAEWICZGOPQ", c) >= 0:
+			r.prefix = c
+		case c == '%':
+			body.WriteString("%%")
+			run = append(run, '%')
+		case c == '#' || c == '?':
+			body.WriteString("%" + string(c))
+			dropLast()
+		case c == '+':
+			body.WriteString("%+")
+			flush()
+		case c == '\\':
+			body.WriteString("%\\")
+			flush()
+			i++ // the regexp escape's character (%\s, %\d, …)
+		case c == '[':
+			body.WriteString("%[")
+			flush()
+			stop = true
+		default: // %. %^ %$ and anything unknown
+			body.WriteString("%" + string(c))
+			flush()
+		}
+	}
+	flush()
+	r.catchAll = body.String() == "%.%#"
+}
+
+// compileRules compiles a list of errorformat lines, each with its kind.
+func compileRules(srcs []string, kinds []kind) ([]rule, error) {
+	rules := make([]rule, 0, len(srcs))
+	for i, src := range srcs {
+		k := kindNone
+		if kinds != nil {
+			k = kinds[i]
+		}
+		r, err := compileRule(src, k)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+// matchLine returns the first rule (in order, as errorformat tries them)
+// whose expression matches line, and its match; (-1, nil) when none does.
+// A rule that only ignores lines (%-…) or matches everything returns a nil
+// match. Only single-line rules are tried: multi-line formats go through
+// errorformat's Scanner instead.
+func matchLine(rules []rule, line string) (int, *errorformat.Match) {
+	for i := range rules {
+		r := &rules[i]
+		if r.catchAll {
+			return i, nil
+		}
+		if !r.mayMatch(line) {
+			continue
+		}
+		if m := r.efm.Match(line); m != nil {
+			if r.minus {
+				return i, nil
+			}
+			return i, m
+		}
+	}
+	return -1, nil
+}

@@ -1,0 +1,7 @@
+package main
+
+import "fmt"
+
+func greet() {
+	s := "é😀"; fmt.Printf("%d\n", s)
+}

@@ -1,0 +1,2 @@
+def f():
+    smile = "é😀"; return (1,

@@ -1,0 +1,5 @@
+import json
+
+
+def load(text):
+    smile = "é😀"; return json.loads(text)["name"]

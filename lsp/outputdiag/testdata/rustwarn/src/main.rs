@@ -1,0 +1,3 @@
+fn main() {
+    let smile = "é😀"; let unused = smile.len();
+}

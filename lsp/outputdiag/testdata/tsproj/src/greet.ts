@@ -1,0 +1,3 @@
+export function greet(name: string, times: number): string {
+  return name.repeat(times);
+}

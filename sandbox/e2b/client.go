@@ -80,7 +80,7 @@ type Client struct {
 // NewClient checks cfg and returns a client.
 func NewClient(cfg Config) (*Client, error) {
 	if cfg.APIKey == "" {
-		return nil, errors.New("e2b: no API key (set E2B_API_KEY or the opencode.e2b.apiKey setting)")
+		return nil, errors.New("e2b: no API key (set E2B_API_KEY)")
 	}
 	if cfg.Domain == "" {
 		cfg.Domain = DefaultDomain

@@ -21,6 +21,15 @@
 // Connect-Timeout-Ms is the command's timeout plus a grace period: a
 // backstop that still ends the command if this client disappears.
 //
+// How sync works: the source is scanned locally (SHA-256 per file, cached by
+// size, mtime and mode), the working copy is listed remotely by one helper
+// process (find + sha256sum; no file is downloaded), and every file whose
+// content differs is uploaded in multipart POST /files batches; files an
+// earlier sync put there and the source no longer has are removed, and
+// permission bits fixed, by one more helper process. Files commands created
+// are left alone. Symlinks and special files in the source are skipped
+// (SyncStats.Skipped).
+//
 // Endpoints: E2B_API_URL (control plane), E2B_DOMAIN and E2B_SANDBOX_URL
 // (envd base for every sandbox, with the E2b-Sandbox-Id/E2b-Sandbox-Port
 // headers) override the defaults; plain http:// works. The API key goes in

@@ -101,7 +101,7 @@ func (c *Client) List(ctx context.Context, labels map[string]string) ([]SandboxI
 	cursor := ""
 	seen := map[string]bool{}
 	for {
-		q := url.Values{"limit": {"100"}}
+		q := url.Values{"limit": {strconv.Itoa(c.listLimit)}}
 		if len(labels) > 0 {
 			b, _ := json.Marshal(labels)
 			q.Set("labels", string(b))

@@ -89,6 +89,7 @@ type Client struct {
 	startWait  time.Duration
 	maxRetries int
 	maxWait    time.Duration
+	listLimit  int // page size of List
 	// sleep waits for d or until ctx is done; tests replace it to observe
 	// the waits without spending them.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -116,7 +117,7 @@ func NewClient(o Options) (*Client, error) {
 	c := &Client{
 		key: o.APIKey, apiURL: api, toolboxURL: tb, snapshot: o.Snapshot, target: o.Target,
 		hc: o.HTTPClient, log: o.Logger, startWait: o.StartTimeout,
-		maxRetries: o.MaxRetries, maxWait: o.MaxRetryWait, sleep: sleepCtx,
+		maxRetries: o.MaxRetries, maxWait: o.MaxRetryWait, listLimit: 100, sleep: sleepCtx,
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{}
@@ -212,9 +213,18 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is makes errors.Is(err, sandbox.ErrNotFound) true for a missing file.
+// Is makes errors.Is(err, sandbox.ErrNotFound) true for a missing file, and
+// errors.Is(err, sandbox.ErrClosed) true when the toolbox proxy says the
+// sandbox is not started (it stopped: opencode-lsp's sandboxes are deleted
+// when they stop).
 func (e *Error) Is(target error) bool {
-	return target == sandbox.ErrNotFound && (e.Code == "FILE_NOT_FOUND" || e.StatusCode == http.StatusNotFound && e.Code == "")
+	switch target {
+	case sandbox.ErrNotFound:
+		return e.Code == "FILE_NOT_FOUND" || e.StatusCode == http.StatusNotFound && e.Code == ""
+	case sandbox.ErrClosed:
+		return e.notStarted()
+	}
+	return false
 }
 
 // notStarted reports whether the toolbox proxy refused a call because the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -148,10 +149,9 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 	}
 
 	eid := randHex(8)
-	sid := "opencode-lsp-" + eid
 	run := s.state + "/run/" + eid
 
-	// Check Dir while the session is created.
+	// Check Dir while a session is taken.
 	var dirCheck string
 	var dirErr error
 	var wg sync.WaitGroup
@@ -162,15 +162,11 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 			dirCheck, dirErr = s.script(ctx, op, s.checkScript(rel, true), time.Minute)
 		}()
 	}
-	serr := s.tb.createSession(ctx, sid)
+	ss, serr := s.takeSession(ctx)
 	wg.Wait()
+	reusable := false
 	if serr == nil {
-		defer func() {
-			// Best effort: the session's shell is idle now.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			s.tb.deleteSession(dctx, sid)
-		}()
+		defer func() { s.releaseSession(ss, reusable) }()
 	}
 	if dirErr == nil && rel != "." {
 		switch strings.TrimSpace(dirCheck) {
@@ -184,12 +180,23 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 		}
 	}
 	if dirErr != nil {
+		reusable = true
 		return fail(dirErr)
 	}
 	if serr != nil {
 		return fail(s.canceled(ctx, serr, &st))
 	}
-	cmdID, err := s.tb.execAsync(ctx, sid, s.sessionCommand(c, dir, run))
+	line := s.sessionCommand(c, dir, run)
+	cmdID, err := s.tb.execAsync(ctx, ss.id, line)
+	var e *Error
+	if err != nil && ss.uses > 1 && ctx.Err() == nil && errors.As(err, &e) &&
+		(e.StatusCode == http.StatusNotFound || e.StatusCode == http.StatusGone) {
+		// A pooled session that died meanwhile: take a new one.
+		s.releaseSession(ss, false)
+		if ss, err = s.newSession(ctx); err == nil {
+			cmdID, err = s.tb.execAsync(ctx, ss.id, line)
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// The command may have been started: make sure it dies.
@@ -197,6 +204,7 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 		}
 		return fail(s.canceled(ctx, err, &st))
 	}
+	sid := ss.id
 
 	var lastData atomic.Int64 // unix ns of the last output
 	lastData.Store(time.Now().UnixNano())
@@ -331,12 +339,14 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 	mu.Unlock()
 	switch why {
 	case timedOut:
+		reusable = cerr == nil && kerr == nil
 		st.TimedOut, st.Code, st.Signal = true, -1, "killed"
 		if kerr != nil {
 			return st, s.opErr(op, fmt.Errorf("kill the command after its timeout: %w", kerr))
 		}
 		return st, nil
 	case canceled:
+		reusable = cerr == nil && kerr == nil
 		st.Canceled, st.Code, st.Signal = true, -1, "killed"
 		if kerr != nil {
 			return st, s.opErr(op, fmt.Errorf("%w (and killing it failed: %v)", ctx.Err(), kerr))
@@ -352,6 +362,7 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 	if cerr != nil {
 		return fail(cerr)
 	}
+	reusable = ferr == nil
 	st.Code = code
 	return st, nil
 }
@@ -427,4 +438,63 @@ func (s *Sandbox) pollLogs(ctx context.Context, sid, cid string, d *demux) error
 		}
 		delay = min(delay*2, time.Second)
 	}
+}
+
+// Session pool: a session whose last command ended is idle (every command
+// runs in a child process of the session's shell, so no shell state is left
+// behind) and is reused, which saves two requests per Exec.
+const (
+	maxIdleSessions = 4
+	maxSessionUses  = 64
+)
+
+type session struct {
+	id   string
+	uses int
+}
+
+func (s *Sandbox) takeSession(ctx context.Context) (*session, error) {
+	s.mu.Lock()
+	if n := len(s.idle); n > 0 {
+		ss := s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		s.mu.Unlock()
+		ss.uses++
+		return ss, nil
+	}
+	s.mu.Unlock()
+	return s.newSession(ctx)
+}
+
+func (s *Sandbox) newSession(ctx context.Context) (*session, error) {
+	ss := &session{id: "opencode-lsp-" + randHex(8), uses: 1}
+	if err := s.tb.createSession(ctx, ss.id); err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
+
+// releaseSession puts ss back in the pool, or deletes it in the background
+// when it is not reusable, used up, or the pool is full.
+func (s *Sandbox) releaseSession(ss *session, reusable bool) {
+	if ss == nil {
+		return
+	}
+	s.mu.Lock()
+	if reusable && ss.uses < maxSessionUses && len(s.idle) < maxIdleSessions && !s.isClosed() {
+		s.idle = append(s.idle, ss)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	if s.isClosed() {
+		return // deleting the sandbox ends its sessions
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s.tb.deleteSession(ctx, ss.id)
+	}()
 }

@@ -224,10 +224,11 @@ type Sandbox struct {
 	state    string // provider state dir
 	envFile  string // Spec.Env file, "" when there is none
 
-	closeOnce sync.Once
-	closeErr  error
+	closeMu   sync.Mutex
+	closeDone bool // the sandbox was deleted
 	closed    chan struct{}
-	running   sync.WaitGroup
+	running   sync.WaitGroup // operations in progress
+	bg        sync.WaitGroup // background session deletions
 
 	syncMu     sync.Mutex
 	mu         sync.Mutex            // guards the fields below
@@ -237,6 +238,7 @@ type Sandbox struct {
 	includeGit bool
 	srcRoot    string             // source root of the hashes below
 	srcHashes  map[string]srcHash // source hashes by path, keyed by stat
+	idle       []*session         // sessions ready for a command
 }
 
 var _ sandbox.Sandbox = (*Sandbox)(nil)
@@ -314,12 +316,21 @@ func (s *Sandbox) PreviewURL(ctx context.Context, port int) (sandbox.Preview, er
 }
 
 // Close deletes the sandbox, which stops everything running in it; running
-// calls fail with an error wrapping [sandbox.ErrClosed]. Close is
-// idempotent.
+// calls fail with an error wrapping [sandbox.ErrClosed]. Close is idempotent;
+// when the delete failed, a later Close tries again.
 func (s *Sandbox) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.isClosed() && s.closeDone {
+		return nil
+	}
+	if !s.isClosed() {
 		close(s.closed)
-		s.closeErr = s.c.Delete(ctx, s.id)
-	})
-	return s.closeErr
+	}
+	if err := s.c.Delete(ctx, s.id); err != nil {
+		return err
+	}
+	s.closeDone = true
+	s.bg.Wait()
+	return nil
 }

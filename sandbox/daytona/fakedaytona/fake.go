@@ -102,6 +102,9 @@ type Fault struct {
 	Status int
 	// RetryAfter is sent as the Retry-After header when not empty.
 	RetryAfter string
+	// WebSocket restricts the fault to WebSocket upgrade requests (the
+	// follow-logs socket).
+	WebSocket bool
 	// Count is how many matching requests fail; 0 means 1.
 	Count int
 }
@@ -347,6 +350,9 @@ func (s *Server) takeFault(r *http.Request) *Fault {
 			continue
 		}
 		if f.Path != "" && !strings.HasPrefix(r.URL.Path, f.Path) {
+			continue
+		}
+		if f.WebSocket && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			continue
 		}
 		f.Count--

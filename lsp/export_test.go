@@ -70,3 +70,8 @@ func (s *Server) Encoding() string { return string(s.encoding) }
 
 // CurrentSettings returns the settings.
 func (s *Server) CurrentSettings() Settings { return s.Settings() }
+
+// AskUser exposes showMessageRequest.
+func (s *Server) AskUser(ctx context.Context, msg string, actions ...string) (string, error) {
+	return s.showMessageRequest(ctx, protocol.MessageTypeInfo, msg, actions...)
+}

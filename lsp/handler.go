@@ -55,6 +55,10 @@ func (s *Server) handler() jsonrpc2.Handler {
 		reply = replyOnce(reply)
 		if req.Method() == "$/cancelRequest" {
 			s.cancelRequest(req.Params())
+			if _, isCall := req.(*jsonrpc2.Call); isCall {
+				// A notification sent as a request still gets an answer.
+				return reply(ctx, nil, nil)
+			}
 			return nil
 		}
 		r, known := routes[req.Method()]

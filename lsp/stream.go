@@ -62,6 +62,9 @@ type errFraming struct {
 	code jsonrpc2.Code
 	msg  string
 	id   json.RawMessage // the request id when it could be recovered
+	// header marks a broken frame (header) rather than a well-framed bad
+	// message; only those count towards maxFramingErrors.
+	header bool
 }
 
 func (e *errFraming) Error() string { return e.msg }
@@ -71,7 +74,8 @@ func (e *errFraming) Error() string { return e.msg }
 // reader does (EOF, closed) or after too many malformed messages in a row.
 func (s *stream) Read(ctx context.Context) (jsonrpc2.Message, int64, error) {
 	var total int64
-	for bad := 0; ; bad++ {
+	bad := 0
+	for {
 		if err := ctx.Err(); err != nil {
 			return nil, total, err
 		}
@@ -81,8 +85,10 @@ func (s *stream) Read(ctx context.Context) (jsonrpc2.Message, int64, error) {
 		if !errors.As(err, &fe) {
 			return msg, total, err
 		}
-		if bad >= maxFramingErrors {
-			return nil, total, fmt.Errorf("too many malformed messages, last: %w", err)
+		if fe.header {
+			if bad++; bad > maxFramingErrors {
+				return nil, total, fmt.Errorf("too many malformed message headers, last: %w", err)
+			}
 		}
 		if werr := s.writeError(fe); werr != nil {
 			return nil, total, werr
@@ -128,10 +134,10 @@ func (s *stream) readOne() (jsonrpc2.Message, int64, error) {
 		}
 	}
 	if headerErr != "" && length < 0 {
-		return nil, total, &errFraming{code: jsonrpc2.ParseError, msg: headerErr}
+		return nil, total, &errFraming{code: jsonrpc2.ParseError, msg: headerErr, header: true}
 	}
 	if length < 0 {
-		return nil, total, &errFraming{code: jsonrpc2.ParseError, msg: "missing Content-Length header"}
+		return nil, total, &errFraming{code: jsonrpc2.ParseError, msg: "missing Content-Length header", header: true}
 	}
 	if length > s.maxSize {
 		// Skip the body without buffering it.
@@ -196,6 +202,17 @@ func (s *stream) readLine() (string, error) {
 func decodeMessage(data []byte) (jsonrpc2.Message, error) {
 	msg, err := jsonrpc2.DecodeMessage(data)
 	if err == nil {
+		if _, isResp := msg.(*jsonrpc2.Response); isResp {
+			// jsonrpc2 takes a request with an empty method for a response;
+			// answer it instead of dropping it.
+			var probe struct {
+				Method *string         `json:"method"`
+				ID     json.RawMessage `json:"id"`
+			}
+			if json.Unmarshal(data, &probe) == nil && probe.Method != nil {
+				return nil, &errFraming{code: jsonrpc2.InvalidRequest, msg: "invalid JSON-RPC request: empty method", id: probe.ID}
+			}
+		}
 		return msg, nil
 	}
 	if !json.Valid(data) {

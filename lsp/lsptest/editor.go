@@ -384,11 +384,14 @@ func (e *Editor) RequestCount(method string) int {
 	return e.requests[method]
 }
 
-// Await waits until cond (evaluated after every received event, and now)
-// is true, or fails the test after timeout.
+// Await waits until cond is true, or fails the test after timeout. cond is
+// evaluated now, after every event the editor receives, and every 10 ms (for
+// conditions on server state).
 func (e *Editor) Await(timeout time.Duration, what string, cond func() bool) {
 	e.t.Helper()
 	deadline := time.After(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		e.mu.Lock()
 		ch := e.changed
@@ -398,6 +401,7 @@ func (e *Editor) Await(timeout time.Duration, what string, cond func() bool) {
 		}
 		select {
 		case <-ch:
+		case <-tick.C:
 		case <-deadline:
 			e.t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}

@@ -109,6 +109,13 @@ func (r *Raw) read() {
 // Response waits for the response with the given raw id (`1`, `"abc"`, `null`).
 func (r *Raw) Response(id string, timeout time.Duration) map[string]json.RawMessage {
 	r.t.Helper()
+	return r.ResponseFor(r.t, id, timeout)
+}
+
+// ResponseFor is Response reporting failures to t (for fuzz targets, whose
+// per-input t differs from the one the Raw was made with).
+func (r *Raw) ResponseFor(t testing.TB, id string, timeout time.Duration) map[string]json.RawMessage {
+	t.Helper()
 	deadline := time.After(timeout)
 	for {
 		r.mu.Lock()
@@ -123,9 +130,9 @@ func (r *Raw) Response(id string, timeout time.Duration) map[string]json.RawMess
 		select {
 		case <-ch:
 		case <-r.ended:
-			r.t.Fatalf("connection ended before the response to id %s", id)
+			t.Fatalf("connection ended before the response to id %s", id)
 		case <-deadline:
-			r.t.Fatalf("no response to id %s within %s", id, timeout)
+			t.Fatalf("no response to id %s within %s", id, timeout)
 		}
 	}
 }

@@ -576,7 +576,16 @@ func (h *genericHandler) line(e *event) {
 			col = position.Column([]byte(m.P), len(m.P), position.DisplayColumns) + 1
 		}
 	}
-	h.p.emit(h.p.genericDiag(m.F, m.L, col, m.E, m.K, vcol, rune(m.T), text))
+	h.p.emit(h.p.genericDiag(m.F, m.L, col, m.E, m.K, vcol, rune(m.T), squeeze(text)))
+}
+
+// squeeze collapses runs of blanks in a one-line message (ESLint's stylish
+// format pads its columns with spaces).
+func squeeze(s string) string {
+	if !strings.Contains(s, "  ") || strings.Contains(s, "\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func (h *genericHandler) end() {}
@@ -592,7 +601,7 @@ func (h *entryHandler) entry(e *errorformat.Entry) {
 	if e.Filename == "" {
 		return
 	}
-	h.p.emit(h.p.genericDiag(e.Filename, e.Lnum, e.Col, e.EndLnum, e.EndCol, e.Vcol, e.Type, e.Text))
+	h.p.emit(h.p.genericDiag(e.Filename, e.Lnum, e.Col, e.EndLnum, e.EndCol, e.Vcol, e.Type, squeeze(e.Text)))
 }
 
 // newHandler returns the format's handler.

@@ -24,7 +24,9 @@ const wsRoot = "/home/dev/my proj é"
 var encodings = []position.Encoding{position.UTF16, position.UTF8, position.UTF32}
 
 // copyFixture copies testdata/<name> into a fresh directory that plays the
-// sandbox's working copy, and returns its path.
+// sandbox's working copy, and returns its path. Files named crlf.* get CRLF
+// line endings in the copy (they are stored with LF so that gofmt and git
+// leave them alone).
 func copyFixture(t *testing.T, name string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), name)
@@ -40,6 +42,9 @@ func copyFixture(t *testing.T, name string) string {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		if strings.HasPrefix(d.Name(), "crlf.") {
+			data = []byte(strings.ReplaceAll(string(data), "\n", "\r\n"))
 		}
 		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
 	})

@@ -22,19 +22,19 @@ import (
 var goEnv = []string{"GOTOOLCHAIN=local", "GOFLAGS=", "GOWORK=off"}
 
 // The fixture's vet findings. unicode.go:6 is
-// "\ts := \"é😀\"; fmt.Printf(\"%d\\n\", s)": go prints byte column 29,
-// i.e. 28 bytes before the '%' = 25 UTF-16 units = 24 code points.
-// crlf.go has CRLF line endings.
+// "\tfmt.Printf(\"é😀 %d\\n\", \"s\")": go prints byte column 21, i.e. 20
+// bytes before the '%' = 17 UTF-16 units = 16 code points. crlf.go has CRLF
+// line endings in the copy.
 func goVetFindings(sev string) map[position.Encoding][]string {
 	common := []string{
 		"crlf.go 6:13-6:14 " + sev + ": fmt.Printf format %s has arg v of wrong type float64",
 		"main.go 7:19-7:20 " + sev + ": fmt.Printf format %d has arg name of wrong type string",
 	}
-	msg := " " + sev + ": fmt.Printf format %d has arg s of wrong type string"
+	msg := " " + sev + ": fmt.Printf format %d has arg \"s\" of wrong type string"
 	return map[position.Encoding][]string{
-		position.UTF16: append(common[:2:2], "unicode.go 5:25-5:26"+msg),
-		position.UTF8:  append(common[:2:2], "unicode.go 5:28-5:29"+msg),
-		position.UTF32: append(common[:2:2], "unicode.go 5:24-5:25"+msg),
+		position.UTF16: append(common[:2:2], "unicode.go 5:17-5:18"+msg),
+		position.UTF8:  append(common[:2:2], "unicode.go 5:20-5:21"+msg),
+		position.UTF32: append(common[:2:2], "unicode.go 5:16-5:17"+msg),
 	}
 }
 

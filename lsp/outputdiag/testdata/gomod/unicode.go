@@ -3,5 +3,5 @@ package main
 import "fmt"
 
 func greet() {
-	s := "é😀"; fmt.Printf("%d\n", s)
+	fmt.Printf("é😀 %d\n", "s")
 }

@@ -12,3 +12,7 @@ func TestAdd(t *testing.T) {
 		t.Errorf("Add(2, 3) = %d, want 5", got)
 	}
 }
+
+func TestLog(t *testing.T) {
+	t.Log("only a log of a passing test")
+}

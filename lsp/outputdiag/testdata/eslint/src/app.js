@@ -1,0 +1,2 @@
+const smile = "é😀"; if (smile == undefinedThing) { console.log(smile); }
+const unused = 1;

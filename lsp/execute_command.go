@@ -119,9 +119,8 @@ func (s *Server) cmdStatus(ctx context.Context, p *protocolx.ExecuteCommandParam
 	if err := decodeArgs(p, &a); err != nil {
 		return nil, err
 	}
-	res := command.StatusResult{Sandboxes: []command.SandboxStatus{}, Usage: map[string]float64{}, Runs: s.runs.list()}
-	if st := s.opts.Backends.Status; st != nil {
-		res.Sandboxes, res.Usage, res.Isolation = st()
-	}
+	res := command.StatusResult{Runs: s.runs.list()}
+	res.Sandboxes, res.Usage = s.sandboxes.status()
+	res.Isolation = s.sandboxes.isolation()
 	return res, nil
 }

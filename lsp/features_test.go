@@ -284,7 +284,7 @@ func TestShowMessageRequestTimesOut(t *testing.T) {
 	defer close(block)
 	e := lsptest.New(t, lsptest.Options{
 		InitializationOptions: map[string]any{"requestTimeoutSec": 1},
-		Hooks: lsptest.Hooks{ShowMessageRequest: func(protocol.ShowMessageRequestParams) string { <-block; return "" }},
+		Hooks:                 lsptest.Hooks{ShowMessageRequest: func(protocol.ShowMessageRequestParams) string { <-block; return "" }},
 	})
 	e.Initialize(ctx)
 	s := serverOf(t, ctx, e)

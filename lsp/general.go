@@ -142,12 +142,10 @@ func (s *Server) initialized(ctx context.Context, _ json.RawMessage) (any, error
 func (s *Server) shutdown(ctx context.Context, _ json.RawMessage) (any, error) {
 	s.state.Store(int32(stateShutdown))
 	s.runs.cancelAll()
-	if b := s.opts.Backends.Close; b != nil {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := b(cctx); err != nil {
-			s.log.Warn("Releasing sandboxes at shutdown failed", "err", err)
-		}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.sandboxes.closeAll(cctx); err != nil {
+		s.log.Warn("Releasing sandboxes at shutdown failed", "err", err)
 	}
 	return nil, nil
 }

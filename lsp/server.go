@@ -46,9 +46,8 @@ type Options struct {
 	Getenv func(string) string
 	// Settings are applied before initializationOptions (tests, the CLI).
 	Settings json.RawMessage
-	// Backends are the domain services the commands use; nil fields make
-	// the matching commands answer "not available".
-	Backends Backends
+	// Providers builds sandbox providers; nil means [DefaultProviders].
+	Providers ProviderFactory
 }
 
 // serverState is the LSP lifecycle state.
@@ -101,8 +100,9 @@ type Server struct {
 	settings   Settings
 	keySources map[string]string // secret name -> where it came from
 
-	docs     documents
-	diags    *diagnosticSet
+	docs      documents
+	sandboxes *sandboxPool
+	diags     *diagnosticSet
 	progress *progressTracker
 	runs     *runRegistry
 	threads  *threadStore
@@ -147,6 +147,7 @@ func newServer(opts Options) *Server {
 	s.exitCode.Store(-1)
 	s.docs.m = map[protocol.DocumentURI]*document{}
 	s.diags = newDiagnosticSet(s)
+	s.sandboxes = newSandboxPool(s)
 	s.progress = newProgressTracker(s)
 	if len(opts.Settings) > 0 {
 		st, problems := ParseSettings(s.settings, opts.Settings)
@@ -215,12 +216,10 @@ func (s *Server) Settings() Settings {
 // shutdownWork cancels every run and releases sandboxes. It is idempotent.
 func (s *Server) shutdownWork(reason string) {
 	s.runs.cancelAll()
-	if b := s.opts.Backends.Close; b != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := b(cctx); err != nil {
-			s.log.Warn("Releasing sandboxes failed", "reason", reason, "err", err)
-		}
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.sandboxes.closeAll(cctx); err != nil {
+		s.log.Warn("Releasing sandboxes failed", "reason", reason, "err", err)
 	}
 	if s.cancel != nil {
 		s.cancel()

@@ -99,7 +99,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Redactor: redactor,
 		Trace:    g.rpcTrace,
 	}
-	opts.Backends = newBackends(logger)
 	if g.listen != "" {
 		if err := listen(ctx, g.listen, opts, logger); err != nil {
 			logger.Error("Listener failed", "err", err)
@@ -171,7 +170,6 @@ func listen(ctx context.Context, addr string, opts lsp.Options, logger *slog.Log
 			log.Info("Session started")
 			o := opts
 			o.Logger = log
-			o.Backends = newBackends(log)
 			code, err := lsp.Serve(ctx, c, o)
 			log.Info("Session ended", "code", code, "err", err)
 		}()

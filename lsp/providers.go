@@ -1,0 +1,51 @@
+package lsp
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/opencode-lsp/opencode-lsp/sandbox"
+	"github.com/opencode-lsp/opencode-lsp/sandbox/e2b"
+	"github.com/opencode-lsp/opencode-lsp/sandbox/local"
+)
+
+// DefaultProviders builds the real providers from settings, with the
+// services' own environment variables as the fallback (design: endpoint
+// overrides and secrets).
+func DefaultProviders(log *slog.Logger, getenv func(string) string) ProviderFactory {
+	return func(name string, st Settings) (sandbox.Provider, error) {
+		switch name {
+		case "local":
+			iso := local.IsolationAuto
+			switch st.Local.Bubblewrap {
+			case "on":
+				iso = local.IsolationBwrap
+			case "off":
+				iso = local.IsolationNone
+			}
+			return local.New(local.Options{Isolation: iso, Logger: log.With("sandbox", "local")})
+		case "e2b":
+			cfg := e2b.ConfigFromEnv(getenv)
+			override(&cfg.APIKey, st.E2B.APIKey)
+			override(&cfg.Domain, st.E2B.Domain)
+			override(&cfg.APIURL, st.E2B.APIURL)
+			override(&cfg.SandboxURL, st.E2B.SandboxURL)
+			override(&cfg.Template, st.E2B.Template)
+			if cfg.APIKey == "" {
+				return nil, fmt.Errorf("E2B_API_KEY is required for the e2b sandbox: set the environment variable or the opencode.e2b.apiKey setting")
+			}
+			return e2b.NewProvider(cfg)
+		case "daytona":
+			return nil, fmt.Errorf("the daytona sandbox is not available yet in this version of opencode-lsp")
+		}
+		return nil, fmt.Errorf("unknown sandbox %q: want local, e2b or daytona", name)
+	}
+}
+
+// override sets *dst to v when v is not empty (settings win over the
+// environment).
+func override(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}

@@ -214,8 +214,10 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 		ports = newPortScanner(c.OnListen)
 	}
 	stdout, stderr := ht.Stdout(), ht.Stderr()
+	var sent [3]int // bytes delivered per stream
 	dm := newDemux(func(stream int, p []byte) {
 		lastData.Store(time.Now().UnixNano())
+		sent[stream] += len(p)
 		if stream == streamStderr {
 			stderr.Write(p)
 		} else {
@@ -319,13 +321,17 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 	}()
 
 	ferr := s.tb.followLogs(followCtx, sid, cmdID, dm)
-	if errors.Is(ferr, errNoFollow) {
-		s.c.log.Debug("daytona: following output over WebSocket failed, polling", "sandbox", s.id, "err", ferr)
-		ferr = s.pollLogs(followCtx, sid, cmdID, dm)
-	}
 	dm.flush()
 	if abandoned.Load() {
 		ferr = nil
+	} else if followCtx.Err() == nil && !errors.Is(ferr, sandbox.ErrClosed) && !isAuthError(ferr) {
+		// No follow socket, or one that ended before the command did (a
+		// proxy that drops long connections): poll for the rest.
+		code, err := s.tb.commandExit(followCtx, sid, cmdID)
+		if err == nil && code == nil || ferr != nil {
+			s.c.log.Debug("daytona: following output over WebSocket ended early, polling", "sandbox", s.id, "err", ferr)
+			ferr = s.pollLogs(followCtx, sid, cmdID, dm.emit, &sent)
+		}
 	}
 	wctx, cancelWait := context.WithTimeout(opCtx, killDrain+30*time.Second)
 	code, cerr := s.waitExit(wctx, sid, cmdID)
@@ -407,11 +413,10 @@ func (s *Sandbox) waitExit(ctx context.Context, sid, cid string) (int, error) {
 	}
 }
 
-// pollLogs is the fallback when the follow-logs WebSocket cannot be opened:
-// it polls the command's status and logs (spec §4.2) and delivers what is
-// new on each stream.
-func (s *Sandbox) pollLogs(ctx context.Context, sid, cid string, d *demux) error {
-	var sentOut, sentErr int
+// pollLogs is the fallback when the follow-logs WebSocket cannot be opened
+// or ends before the command: it polls the command's status and logs (spec
+// §4.2) and delivers what is new on each stream beyond sent.
+func (s *Sandbox) pollLogs(ctx context.Context, sid, cid string, emit func(int, []byte), sent *[3]int) error {
 	delay := 100 * time.Millisecond
 	for {
 		code, err := s.tb.commandExit(ctx, sid, cid)
@@ -422,13 +427,11 @@ func (s *Sandbox) pollLogs(ctx context.Context, sid, cid string, d *demux) error
 		if err != nil {
 			return err
 		}
-		if len(out) > sentOut {
-			d.emit(streamStdout, out[sentOut:])
-			sentOut = len(out)
+		if len(out) > sent[streamStdout] {
+			emit(streamStdout, out[sent[streamStdout]:])
 		}
-		if len(errOut) > sentErr {
-			d.emit(streamStderr, errOut[sentErr:])
-			sentErr = len(errOut)
+		if len(errOut) > sent[streamStderr] {
+			emit(streamStderr, errOut[sent[streamStderr]:])
 		}
 		if code != nil {
 			return nil
@@ -438,6 +441,11 @@ func (s *Sandbox) pollLogs(ctx context.Context, sid, cid string, d *demux) error
 		}
 		delay = min(delay*2, time.Second)
 	}
+}
+
+func isAuthError(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
 }
 
 // Session pool: a session whose last command ended is idle (every command

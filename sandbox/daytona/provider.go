@@ -160,7 +160,14 @@ func (p *Provider) prepare(ctx context.Context, info *SandboxInfo, spec sandbox.
 			return nil, err
 		}
 	}
-	script := "umask 077\nmkdir -p " + shq(s.root) + " " + shq(s.state+"/run") + " " + shq(s.state+"/tmp") + " || exit 1\n"
+	// The tools the provider's scripts need, checked once.
+	script := `for t in find sha256sum realpath base64 env dirname; do
+	command -v "$t" >/dev/null 2>&1 || { echo "missing tool: $t"; exit 1; }
+done
+find / -maxdepth 0 -printf '' 2>/dev/null || { echo "find does not support -printf (GNU findutils needed)"; exit 1; }
+printf x | sha256sum -z >/dev/null 2>&1 || { echo "sha256sum does not support -z (GNU coreutils needed)"; exit 1; }
+`
+	script += "umask 077\nmkdir -p " + shq(s.root) + " " + shq(s.state+"/run") + " " + shq(s.state+"/tmp") + " || exit 1\n"
 	if s.envFile != "" {
 		script += "chmod 600 " + shq(s.envFile) + "\n"
 	}
@@ -315,6 +322,16 @@ func (s *Sandbox) PreviewURL(ctx context.Context, port int) (sandbox.Preview, er
 	return pv, nil
 }
 
+// KeepAlive refreshes the sandbox's idle timer (its auto-stop interval is
+// Spec.Timeout); Exec does so by itself while a command runs.
+func (s *Sandbox) KeepAlive(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return s.opErr("keep alive", err)
+	}
+	defer s.running.Done()
+	return s.c.KeepAlive(ctx, s.id)
+}
+
 // Close deletes the sandbox, which stops everything running in it; running
 // calls fail with an error wrapping [sandbox.ErrClosed]. Close is idempotent;
 // when the delete failed, a later Close tries again.
@@ -327,7 +344,11 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	if !s.isClosed() {
 		close(s.closed)
 	}
-	if err := s.c.Delete(ctx, s.id); err != nil {
+	// A sandbox left behind keeps billing: the delete gets its own time even
+	// when ctx is already done (shutdown).
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.c.Delete(dctx, s.id); err != nil {
 		return err
 	}
 	s.closeDone = true

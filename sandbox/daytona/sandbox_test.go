@@ -301,6 +301,24 @@ func TestFollowFallsBackToPolling(t *testing.T) {
 	}
 }
 
+func TestFollowDroppedMidwayFallsBackToPolling(t *testing.T) {
+	f := newFake(t, fakedaytona.Options{FollowDropAfter: 5})
+	sb := open(t, newProvider(t, f, nil), sandbox.Spec{})
+	out, errOut, st := shell(t, sb, "echo a; sleep 0.3; echo b; echo c >&2; exit 2", nil)
+	if out != "a\nb\n" || errOut != "c\n" || st.Code != 2 {
+		t.Errorf("exec whose follow socket dropped: %q %q %+v", out, errOut, st)
+	}
+	polled := 0
+	for _, r := range f.Requests() {
+		if strings.HasSuffix(r.Path, "/logs") && r.Query.Get("follow") == "" {
+			polled++
+		}
+	}
+	if polled == 0 {
+		t.Errorf("the rest of the output was not polled")
+	}
+}
+
 func TestSessionsAreReused(t *testing.T) {
 	f := newFake(t, fakedaytona.Options{})
 	sb := open(t, newProvider(t, f, nil), sandbox.Spec{})

@@ -67,6 +67,10 @@ type Options struct {
 	// TextLogFrames sends follow-logs frames as text messages (as the daemon
 	// version read does) instead of binary ones (corrections §6).
 	TextLogFrames bool
+	// FollowDropAfter, when > 0, makes every follow-logs WebSocket go away
+	// (close status 1001) after sending that many bytes, as a proxy that
+	// drops long connections would.
+	FollowDropAfter int
 	// TerminationGrace is how long a timed-out process/execute command gets
 	// between SIGTERM and SIGKILL. Default 1s.
 	TerminationGrace time.Duration

@@ -823,6 +823,13 @@ func (sb *sandbox) followLogs(w http.ResponseWriter, r *http.Request, c *session
 		c.mu.Unlock()
 		for len(data) > 0 {
 			n := min(frame, len(data))
+			if drop := sb.srv.opts.FollowDropAfter; drop > 0 {
+				if off >= drop {
+					conn.Close(websocket.StatusGoingAway, "connection dropped")
+					return
+				}
+				n = min(n, drop-off)
+			}
 			if err := conn.Write(ctx, typ, data[:n]); err != nil {
 				return
 			}

@@ -166,7 +166,7 @@ func analyzeSimple(argv []string, depth int) command {
 			}
 		case "sh", "bash", "dash", "zsh":
 			for i := 1; i+1 < len(argv); i++ {
-				if argv[i] == "-c" && depth < 4 {
+				if isShellC(argv[i]) && depth < 4 {
 					return analyzeWords(shellWords(argv[i+1]), depth+1)
 				}
 				if !strings.HasPrefix(argv[i], "-") {
@@ -177,6 +177,11 @@ func analyzeSimple(argv []string, depth int) command {
 		break
 	}
 	return command{argv: argv}
+}
+
+// isShellC recognizes a shell's -c option, alone or among others (-lc, -ec).
+func isShellC(a string) bool {
+	return len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.IndexByte(a, 'c') > 0
 }
 
 func isAssignment(w string) bool {

@@ -91,10 +91,25 @@ func (r *rule) analyze() {
 		c := s[i]
 		if c != '%' {
 			if c == '\\' && i+1 < len(s) {
+				// NewEfm copies the next character unescaped: a regexp
+				// metacharacter keeps its meaning, a backslash escapes
+				// whatever the expression holds next.
 				i++
 				c = s[i]
+				body.WriteByte('\\')
+				body.WriteByte(c)
+				if strings.IndexByte(`\.+*?()|[]{}^$`, c) >= 0 {
+					flush()
+					stop = true
+					continue
+				}
+			} else {
+				body.WriteByte(c)
 			}
-			body.WriteByte(c)
+			if c == '?' { // unescaped: the previous atom is optional
+				dropLast()
+				continue
+			}
 			run = append(run, c)
 			continue
 		}

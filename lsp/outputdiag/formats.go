@@ -169,8 +169,10 @@ func Formats() []FormatInfo {
 	var rules []string
 	for _, n := range autoParts {
 		for _, b := range builtins {
-			if b.name == n {
-				rules = append(rules, b.rules...)
+			for i, r := range b.rules {
+				if b.name == n && b.kinds[i] != kRustShort {
+					rules = append(rules, r)
+				}
 			}
 		}
 	}
@@ -202,6 +204,9 @@ func builtinFormat(name string) (*format, error) {
 			sub := compiled[n]
 			auto.subs = append(auto.subs, sub)
 			for _, r := range sub.rules {
+				if r.kind == kRustShort {
+					continue // gcc's "file:l:c: msg" rule reads these lines in auto
+				}
 				r.owner = i
 				auto.rules = append(auto.rules, r)
 			}

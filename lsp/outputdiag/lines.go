@@ -19,8 +19,10 @@ type lineReader struct {
 	maxLine int
 	buf     []byte // the line being assembled
 	pending []byte // the rest of a raw line after a lone '\r'
-	long    int    // lines cut at maxLine
-	err     error
+	// pendingCut: the raw line pending comes from was cut.
+	pendingCut bool
+	long       int // lines cut at maxLine
+	err        error
 }
 
 func newLineReader(r io.Reader, maxLine int) *lineReader {
@@ -48,9 +50,10 @@ func (lr *lineReader) next() ([]byte, bool) {
 // whether it dropped the rest.
 func (lr *lineReader) rawLine() (line []byte, cut, ok bool) {
 	if lr.pending != nil {
-		line := lr.pending
-		lr.pending = nil
-		return lr.splitCR(line), false, true
+		line, cut := lr.pending, lr.pendingCut
+		lr.pending, lr.pendingCut = nil, false
+		line = lr.splitCR(line)
+		return line, cut && lr.pending == nil, true
 	}
 	limit := lr.maxLine + 64
 	lr.buf = lr.buf[:0]
@@ -79,7 +82,11 @@ func (lr *lineReader) rawLine() (line []byte, cut, ok bool) {
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		line = bytes.TrimSuffix(line, []byte("\r"))
 	}
-	return lr.splitCR(line), cut, true
+	line = lr.splitCR(line)
+	if lr.pending != nil { // the cut belongs to the last segment
+		lr.pendingCut, cut = cut, false
+	}
+	return line, cut, true
 }
 
 // splitCR returns the part of line before a lone '\r' and keeps the rest for

@@ -626,14 +626,22 @@ func (p *parser) emit(d *diag) {
 		}
 		return
 	}
-	if p.count >= p.max {
-		p.res.Truncated++
-		return
-	}
 	msg := strings.TrimSpace(d.msg)
 	if msg == "" {
 		msg = "(no message)"
 	}
+	// Duplicates (tools that print a finding twice) are detected on the
+	// printed location, so that no conversion is needed past the cap and
+	// the set stops growing there.
+	key := fmt.Sprintf("%s\x00%d:%d:%d:%d:%d\x00%v\x00%s", rel, d.at.line, d.at.col, d.at.endLine, d.at.endCol, d.at.unit, d.sev, msg)
+	if _, dup := p.seen[key]; dup {
+		return
+	}
+	if p.count >= p.max {
+		p.res.Truncated++
+		return
+	}
+	p.seen[key] = struct{}{}
 	pd := protocol.Diagnostic{
 		Range:    p.rangeOf(rel, d.at),
 		Severity: cmp.Or(d.sev, protocol.DiagnosticSeverityError),
@@ -654,11 +662,6 @@ func (p *parser) emit(d *diag) {
 		pd.RelatedInformation = append(pd.RelatedInformation, ri)
 	}
 	u := p.uriOf(rel)
-	key := fmt.Sprintf("%s\x00%v\x00%v\x00%s", u, pd.Range, pd.Severity, pd.Message)
-	if _, dup := p.seen[key]; dup {
-		return
-	}
-	p.seen[key] = struct{}{}
 	p.count++
 	p.res.ByURI[u] = append(p.res.ByURI[u], pd)
 }

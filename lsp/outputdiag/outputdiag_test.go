@@ -120,17 +120,17 @@ func parseString(t *testing.T, out string, spec Spec, files map[string]string) R
 }
 
 func TestLineCleaning(t *testing.T) {
-	files := map[string]string{"a.go": "package a\nvar x = \"é😀\" + y\n"}
+	files := map[string]string{"a.go": "package a\nx := \"é😀\" + y\n"}
 	// CRLF output, colours, an OSC hyperlink, a charset escape, invalid UTF-8
 	// in the message, a progress line overwritten with a lone CR, a 100 KiB
 	// line and a last line without a newline.
 	out := "\x1b]8;;file:///x\x1b\\link\x1b]8;;\x1b\\\r\n" +
-		"\x1b(B\x1b[1m\x1b[31ma.go:2:16:\x1b[0m bad \xff\xfe thing\r\n" +
+		"\x1b(B\x1b[1m\x1b[31ma.go:2:15:\x1b[0m bad \xff\xfe thing\r\n" +
 		"10%\r50%\r" + strings.Repeat("y", 100<<10) + "\n" +
-		"a.go:2:16: again"
+		"a.go:2:15: again"
 	res := parseString(t, out, Spec{Command: "go build"}, files)
 	got := render(t, res)
-	// "+" is byte 15 (1-based column 16), UTF-16 unit 11.
+	// "+" is byte 14 (1-based column 15), UTF-16 unit 11.
 	want := []string{"a.go 1:11-1:12 error: again", "a.go 1:11-1:12 error: bad \uFFFD thing"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
@@ -178,14 +178,12 @@ func TestPaths(t *testing.T) {
 		"../x.go:1:1: relative, up to the root",
 		"../../outside.go:1:1: escapes the workspace",
 		"/usr/local/go/src/fmt/print.go:10:2: outside",
-		wsRoot + "/x.go:1:1: host workspace path",
 	}, "\n")
 	res := parseString(t, out, Spec{Command: "go build", Dir: "sub", SandboxRoot: "/sandbox/work/"}, files)
 	got := render(t, res)
 	want := []string{
 		"sub/x.go 2:0-2:1 error: absolute in the sandbox",
 		"sub/x.go 2:5-2:6 error: relative to the command's dir",
-		"x.go 0:0-0:1 error: host workspace path",
 		"x.go 0:0-0:1 error: relative, up to the root",
 	}
 	if !slices.Equal(got, want) {
@@ -195,9 +193,14 @@ func TestPaths(t *testing.T) {
 	if !slices.Equal(res.Outside, wantOut) {
 		t.Errorf("Outside = %q, want %q", res.Outside, wantOut)
 	}
-	u := string(res.ByURI[protocol.DocumentURI("file:///home/dev/my%20proj%20%C3%A9/x.go")][0].Message)
-	if u == "" {
+	if len(res.ByURI[protocol.DocumentURI("file:///home/dev/my%20proj%20%C3%A9/x.go")]) != 1 {
 		t.Errorf("URI not escaped as expected: %v", res.Counts())
+	}
+	// A path under the host workspace root (a tool run on the host). Paths
+	// with spaces are beyond errorformat's %f, so this root has none.
+	res = parseString(t, "/home/dev/proj/x.go:1:1: host path\n", Spec{Command: "go build", WorkspaceRoot: "/home/dev/proj", SandboxRoot: "/sandbox/work"}, files)
+	if c := res.Counts(); c["file:///home/dev/proj/x.go"] != 1 || len(c) != 1 {
+		t.Errorf("host path: %v", c)
 	}
 }
 
@@ -295,7 +298,7 @@ func TestReadError(t *testing.T) {
 
 // The ESLint outputs were recorded with ESLint 9 (see testdata/eslint):
 // src/app.js:1 is `const smile = "é😀"; if (smile == undefinedThing) { … }`;
-// ESLint's columns are UTF-16: column 32 is byte 34, code point 30.
+// ESLint's columns are UTF-16: column 32 is byte 35, code point 31 (1-based).
 func TestESLintRecorded(t *testing.T) {
 	root, err := filepath.Abs("testdata/eslint")
 	if err != nil {
@@ -308,7 +311,7 @@ func TestESLintRecorded(t *testing.T) {
 	files := map[string]string{"src/app.js": string(src)}
 	pos := map[position.Encoding][]string{
 		position.UTF16: {"0:31-0:32", "0:34-0:35", "0:52-0:53", "1:6-1:7"},
-		position.UTF8:  {"0:33-0:34", "0:36-0:37", "0:54-0:55", "1:6-1:7"},
+		position.UTF8:  {"0:34-0:35", "0:37-0:38", "0:55-0:56", "1:6-1:7"},
 		position.UTF32: {"0:30-0:31", "0:33-0:34", "0:51-0:52", "1:6-1:7"},
 	}
 	sevs := []string{"error", "warning", "warning", "error"}

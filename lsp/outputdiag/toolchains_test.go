@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -332,5 +333,74 @@ func TestPytest(t *testing.T) {
 			out := run(t, root, []string{"PYTHONDONTWRITEBYTECODE=1"}, py, "-m", "pytest", "-p", "no:cacheprovider", "--tb="+tb, "test_calc.py")
 			check(t, parseAll(t, out, Spec{Command: "python3 -m pytest --tb=" + tb}, root), same("test_calc.py 4:4-4:25 error: "+msg))
 		})
+	}
+}
+
+func TestMakeAuto(t *testing.T) {
+	need(t, "make", "GNU make")
+	need(t, "gcc", "C compiler")
+	root := copyFixture(t, "cproj")
+	// make recurses into lib/ ("make[1]: Entering directory '…/lib'"), where
+	// gcc prints paths relative to lib/; the format is "auto".
+	files := map[string]string{
+		"Makefile":     "all:\n\t$(MAKE) -C lib\n",
+		"lib/Makefile": "all:\n\tgcc -c -Wall bad.c -o /dev/null\n",
+		"lib/bad.c":    "int f(void) {\n\treturn \"é😀\" + nope;\n}\n",
+	}
+	for name, body := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := run(t, root, gccEnv, "make")
+	if !strings.Contains(out, "Entering directory") {
+		t.Fatalf("make did not announce its directory:\n%s", out)
+	}
+	// `\treturn "é😀" + nope;`: gcc's display column 24 is `nope`
+	// (tab = 8 cells, 😀 = 2): byte 19, UTF-16 unit 16, code point 15.
+	got := parseAll(t, out, Spec{Command: "make"}, root)
+	msg := " error: 'nope' undeclared (first use in this function)\n  -> lib/bad.c "
+	note := ": each undeclared identifier is reported only once for each function it appears in"
+	warn := "lib/bad.c 2:0-2:1 warning: control reaches end of non-void function [-Wreturn-type]"
+	check(t, got, map[position.Encoding][]string{
+		position.UTF16: {"lib/bad.c 1:16-1:17" + msg + "1:16-1:17" + note, warn},
+		position.UTF8:  {"lib/bad.c 1:19-1:20" + msg + "1:19-1:20" + note, warn},
+		position.UTF32: {"lib/bad.c 1:15-1:16" + msg + "1:15-1:16" + note, warn},
+	})
+}
+
+func TestNpmTestScript(t *testing.T) {
+	need(t, "npm", "npm")
+	tools, err := filepath.Abs("../../test/tools/node_modules/.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(tools, "tsc")); err != nil {
+		t.Skipf("TypeScript not installed in test/tools (npm ci there): %v", err)
+	}
+	root := copyFixture(t, "tsproj")
+	pkg := `{"name": "fixture", "version": "1.0.0", "private": true, "scripts": {"test": "tsc --noEmit -p ."}}`
+	if err := os.WriteFile(filepath.Join(root, "package.json"), []byte(pkg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// `npm test` runs the script with tsc from PATH; the diagnostics are
+	// tsc's (format and code), read through package.json.
+	out := run(t, root, []string{"PATH=" + tools + string(os.PathListSeparator) + os.Getenv("PATH"), "npm_config_update_notifier=false"}, "npm", "test")
+	res, err := Parse(context.Background(), strings.NewReader(out), Spec{Command: "npm test", SandboxRoot: root, WorkspaceRoot: wsRoot}, dirText(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Format != "tsc" || res.Tool != "tsc" {
+		t.Errorf("format %q tool %q, want tsc", res.Format, res.Tool)
+	}
+	want := []string{
+		"src/main.ts 2:27-2:28 error: Type 'string' is not assignable to type 'number'. [TS2322]",
+		"src/main.ts 3:0-3:1 error: Expected 2 arguments, but got 1. [TS2554]",
+	}
+	if got := render(t, res); !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q\noutput:\n%s", got, want, out)
 	}
 }

@@ -322,20 +322,28 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 
 	ferr := s.tb.followLogs(followCtx, sid, cmdID, dm)
 	dm.flush()
+	var known *int // the exit code, once read
 	if abandoned.Load() {
 		ferr = nil
 	} else if followCtx.Err() == nil && !errors.Is(ferr, sandbox.ErrClosed) && !isAuthError(ferr) {
 		// No follow socket, or one that ended before the command did (a
 		// proxy that drops long connections): poll for the rest.
 		code, err := s.tb.commandExit(followCtx, sid, cmdID)
+		known = code
 		if err == nil && code == nil || ferr != nil {
 			s.c.log.Debug("daytona: following output over WebSocket ended early, polling", "sandbox", s.id, "err", ferr)
 			ferr = s.pollLogs(followCtx, sid, cmdID, dm.emit, &sent)
 		}
 	}
-	wctx, cancelWait := context.WithTimeout(opCtx, killDrain+30*time.Second)
-	code, cerr := s.waitExit(wctx, sid, cmdID)
-	cancelWait()
+	var code int
+	var cerr error
+	if known != nil && ferr == nil {
+		code = *known
+	} else {
+		wctx, cancelWait := context.WithTimeout(opCtx, killDrain+30*time.Second)
+		code, cerr = s.waitExit(wctx, sid, cmdID)
+		cancelWait()
+	}
 	close(done)
 	<-watcherDone
 	st.DroppedBytes = ht.Close()

@@ -339,7 +339,15 @@ func (t *toolbox) bulkDownload(ctx context.Context, paths []string) (files map[s
 			return nil, nil, &Error{Op: op, Sandbox: t.id, Err: err}
 		}
 		if !want[path] {
-			continue
+			switch {
+			case want[name]:
+				// Older daemons: name="<path>", filename="<basename>".
+				path, name = name, "file"
+			case len(paths) == 1 && (name == "file" || name == "error"):
+				path = paths[0]
+			default:
+				continue
+			}
 		}
 		switch name {
 		case "file":
@@ -355,7 +363,7 @@ func (t *toolbox) bulkDownload(ctx context.Context, paths []string) (files map[s
 				e.StatusCode, e.Message, e.Code = body.StatusCode, body.Message, body.Code
 			} else {
 				e.Message = strings.TrimSpace(string(data))
-				if strings.Contains(strings.ToLower(e.Message), "not found") {
+				if strings.Contains(strings.ToLower(e.Message), "not found") || strings.Contains(e.Message, "no such file") {
 					e.StatusCode, e.Code = http.StatusNotFound, "FILE_NOT_FOUND"
 				}
 			}

@@ -2,9 +2,17 @@ package daytona
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"path"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
@@ -134,5 +142,43 @@ func TestParseListing(t *testing.T) {
 	h := parseHashes("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  ./a b\x00")
 	if h["a b"] != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
 		t.Errorf("parseHashes = %v", h)
+	}
+}
+
+func TestBulkDownloadOlderDaemonParts(t *testing.T) {
+	// Older daemons name file parts after the path and give the basename as
+	// filename; errors are text parts named "error".
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Paths []string }
+		json.NewDecoder(r.Body).Decode(&req)
+		mw := multipart.NewWriter(w)
+		w.Header().Set("Content-Type", "multipart/form-data; boundary="+mw.Boundary())
+		for _, p := range req.Paths {
+			h := textproto.MIMEHeader{}
+			if strings.HasSuffix(p, "missing") {
+				h.Set("Content-Disposition", `form-data; name="error"; filename="missing"`)
+				pw, _ := mw.CreatePart(h)
+				pw.Write([]byte("file not found or invalid: " + p))
+				continue
+			}
+			h.Set("Content-Disposition", `form-data; name="`+p+`"; filename="`+path.Base(p)+`"`)
+			pw, _ := mw.CreatePart(h)
+			pw.Write([]byte("data of " + p))
+		}
+		mw.Close()
+	}))
+	defer srv.Close()
+	c, err := NewClient(Options{APIKey: "k", APIURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &toolbox{c: c, id: "sb", base: srv.URL}
+	files, failed, err := tb.bulkDownload(context.Background(), []string{"/w/a.txt", "/w/b.txt"})
+	if err != nil || string(files["/w/a.txt"]) != "data of /w/a.txt" || string(files["/w/b.txt"]) != "data of /w/b.txt" || len(failed) != 0 {
+		t.Errorf("older file parts: %q %v %v", files, failed, err)
+	}
+	files, failed, err = tb.bulkDownload(context.Background(), []string{"/w/missing"})
+	if err != nil || len(files) != 0 || !errors.Is(failed["/w/missing"], sandbox.ErrNotFound) {
+		t.Errorf("older error part: %q %v %v", files, failed, err)
 	}
 }

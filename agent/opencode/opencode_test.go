@@ -79,9 +79,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t testing.TB, policy Policy) *env {
+// newEnv prepares a git workspace, the fake LLM and a local sandbox; start
+// starts a server in it.
+func newEnv(t testing.TB) *env {
 	t.Helper()
-	bin := opencodeBinary(t)
+	opencodeBinary(t)
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed (OpenCode needs it)")
 	}
@@ -128,27 +130,41 @@ func newEnv(t testing.TB, policy Policy) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.sb.Close(context.Background()) })
-	e.srv, err = Start(ctx, e.sb, Config{
-		Binary:      bin,
+	t.Cleanup(func() {
+		if strings.Contains(e.logs.String(), testKey) {
+			t.Errorf("the key reached the log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+// config is the server configuration of the environment.
+func (e *env) config(policy Policy) Config {
+	return Config{
+		Binary:      opencodeBinary(e.t),
 		BaseURL:     e.fake.URL,
 		APIKey:      testKey,
 		Model:       "anthropic/claude-sonnet-4",
 		Permissions: policy,
 		Transport:   e.cut,
 		Logger:      slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatalf("start: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := e.srv.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		if strings.Contains(e.logs.String(), testKey) {
-			t.Errorf("the key reached the log:\n%s", e.logs.String())
+}
+
+func (e *env) start(policy Policy) {
+	e.t.Helper()
+	t0 := time.Now()
+	srv, err := Start(context.Background(), e.sb, e.config(policy))
+	if err != nil {
+		e.t.Fatalf("start: %v", err)
+	}
+	e.t.Logf("server started in %v", time.Since(t0).Round(time.Millisecond))
+	e.srv = srv
+	e.t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			e.t.Errorf("close: %v", err)
 		}
 	})
-	return e
 }
 
 func writeFiles(t testing.TB, dir string, files map[string]string) {
@@ -328,7 +344,8 @@ func (b *cutBody) Read(p []byte) (int, error) {
 func (b *cutBody) Close() error { return b.rc.Close() }
 
 func TestRealOpenCode(t *testing.T) {
-	e := newEnv(t, Policy{}) // ask for everything: every scenario goes through the handler
+	e := newEnv(t)
+	e.start(Policy{}) // ask for everything: every scenario goes through the handler
 	if v := e.srv.Version(); v != TestedVersion {
 		t.Logf("OpenCode %s (tested with %s)", v, TestedVersion)
 	}
@@ -605,6 +622,46 @@ func TestRealOpenCode(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(e.ws, p)); err == nil {
 				t.Errorf("%s reached the workspace", p)
 			}
+		}
+	})
+
+	t.Run("SubAgent", func(t *testing.T) {
+		const prompt = "Delegate the work"
+		const childPrompt = "Sub-task: write c.txt and say hello"
+		e.script(prompt, &fakeopenrouter.Script{
+			Steps: []fakeopenrouter.Step{
+				step("task", map[string]any{"description": "Write c.txt", "prompt": childPrompt, "subagent_type": "general"}),
+			},
+			FinalText: "Delegated.",
+		})
+		e.script(childPrompt, &fakeopenrouter.Script{
+			Steps: []fakeopenrouter.Step{
+				step("write", map[string]any{"filePath": "c.txt", "content": "from the sub-agent\n"}),
+				step("bash", map[string]any{"command": "echo from-child", "description": "Say hello"}),
+			},
+			FinalText: "Child done.",
+		})
+		snap := e.sync(t)
+		rec := &recorder{}
+		res, err := e.srv.Run(context.Background(), Task{Prompt: prompt}, rec)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if res.Text != "Delegated." {
+			t.Errorf("text %q (a sub-agent's text is not the answer)", res.Text)
+		}
+		if len(res.Commands) != 1 || res.Commands[0].Command != "echo from-child" || strings.TrimSpace(res.Commands[0].OutputTail) != "from-child" {
+			t.Errorf("commands %+v", res.Commands)
+		}
+		if !slices.Equal(res.ToolFiles, []string{"c.txt"}) {
+			t.Errorf("tool files %v", res.ToolFiles)
+		}
+		if len(rec.perms) != 2 || rec.perms[0].SessionID == res.SessionID {
+			t.Errorf("the sub-agent's permissions %+v", rec.perms)
+		}
+		changes, _ := e.harvest(t, snap)
+		if string(changes["c.txt"].Content) != "from the sub-agent\n" {
+			t.Errorf("changes %+v", changes)
 		}
 	})
 

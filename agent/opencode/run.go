@@ -90,6 +90,7 @@ type run struct {
 	permWG    sync.WaitGroup
 	permReply chan permOutcome
 
+	gaps     int  // times the stream may have lost events
 	started  bool // the turn began (busy, an assistant message, or an error)
 	idle     bool
 	agentErr *messageError
@@ -115,17 +116,9 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	connected := make(chan struct{})
 	go r.s.subscribe(streamCtx, items, connected)
 
-	// Subscribe before the session exists, so that no event is missed.
-	select {
-	case <-connected:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("opencode: run: %w", ctx.Err())
-	case <-r.s.done:
-		return nil, r.s.exitError()
-	case <-time.After(r.s.cfg.RequestTimeout):
-		return nil, errors.New("opencode: run: the event stream did not connect")
-	}
-
+	// The session is created while the stream connects; the prompt is sent
+	// only once the stream is connected, so that no event of the turn is
+	// missed (the session's own creation events are not needed).
 	title := t.Title
 	if title == "" {
 		title = defaultTitle(t.Prompt)
@@ -136,6 +129,15 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	}
 	if sess.ID == "" {
 		return nil, errors.New("opencode: create the session: no id in the answer")
+	}
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("opencode: run: %w", ctx.Err())
+	case <-r.s.done:
+		return nil, r.s.exitError()
+	case <-time.After(r.s.cfg.RequestTimeout):
+		return nil, errors.New("opencode: run: the event stream did not connect")
 	}
 	r.main = sess.ID
 	r.sessions[sess.ID] = true
@@ -163,9 +165,11 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	}
 	r.permWG.Wait()
 
-	// Whatever the stream said, the session's messages are the record: a
-	// last pass picks up anything missed.
-	if r.s.Err() == nil {
+	// The session's messages are the record: when the stream may have
+	// missed something (a gap, a cancel, a part or message left unfinished),
+	// a last pass over them picks it up. A clean stream delivered every
+	// event before the idle one, so the pass is skipped.
+	if r.s.Err() == nil && !r.complete() {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.RequestTimeout)
 		if rerr := r.resync(fctx, false); rerr != nil {
 			r.log.Debug("Final resynchronisation failed", "error", rerr)
@@ -182,6 +186,31 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	return res, nil
 }
 
+// complete reports whether the stream delivered the whole turn: no gap,
+// every tool part finished, every text part final, every assistant message
+// of the run's sessions completed, and no part waiting for its message.
+func (r *run) complete() bool {
+	if r.gaps > 0 || !r.idle || len(r.pending) > 0 {
+		return false
+	}
+	for _, st := range r.tools {
+		if toolRank[st] < 2 {
+			return false
+		}
+	}
+	for _, ts := range r.texts {
+		if !ts.done {
+			return false
+		}
+	}
+	for _, info := range r.infos {
+		if info.Role == "assistant" && info.Time.Completed == 0 && info.Error == nil {
+			return false
+		}
+	}
+	return true
+}
+
 // follow handles events until the session is idle, the server dies, or ctx
 // ends (then it aborts the session and waits for idle, bounded).
 func (r *run) follow(ctx context.Context, items <-chan streamItem) error {
@@ -196,6 +225,7 @@ func (r *run) follow(ctx context.Context, items <-chan streamItem) error {
 		select {
 		case it := <-items:
 			if it.gap {
+				r.gaps++
 				r.log.Info("OpenCode event stream resumed; resynchronising")
 				if err := r.resync(ctx, true); err != nil {
 					r.log.Warn("Resynchronisation failed", "error", err)

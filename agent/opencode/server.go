@@ -189,14 +189,37 @@ func start(ctx context.Context, sb sandbox.Sandbox, cfg Config, candidates []str
 	if s.version != TestedVersion {
 		s.log.Warn("OpenCode version differs from the tested one", "version", s.version, "tested", TestedVersion)
 	}
-	// Load the project now (config, file watcher) rather than in the first
-	// run: it takes a second or two.
+	// Load the project now rather than in the first run: the instance
+	// (config, git), then, in parallel, what OpenCode otherwise builds at the
+	// first prompt (the file index, the provider, the tools). Together they
+	// take seconds on a cold start; only the first is required.
 	var status map[string]json.RawMessage
 	if err := s.do(ctx, http.MethodGet, "/session/status", nil, &status); err != nil {
 		return fail(fmt.Errorf("opencode: start: load the project: %w", err))
 	}
+	s.warmUp(ctx)
 	s.log.Info("OpenCode server started", "version", s.version, "url", s.base, "home", s.home)
 	return s, nil
+}
+
+// warmUp asks, in parallel, for what OpenCode builds lazily at the first
+// prompt; failures are only logged.
+func (s *Server) warmUp(ctx context.Context) {
+	paths := []string{
+		"/find/file?query=" + url.QueryEscape("opencode-lsp-warm-up"),
+		"/config/providers",
+		"/experimental/tool?provider=" + url.QueryEscape(ProviderID) + "&model=" + url.QueryEscape(s.cfg.Model),
+		"/agent",
+	}
+	var wg sync.WaitGroup
+	for _, p := range paths {
+		wg.Go(func() {
+			if err := s.do(ctx, http.MethodGet, p, nil, nil); err != nil {
+				s.log.Debug("Warm-up request failed", "path", p, "error", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // startError explains an exit before the "listening" line.

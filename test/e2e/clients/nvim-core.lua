@@ -18,7 +18,7 @@ return function(A)
   local dict = vim.empty_dict
 
   local report = {
-    client = { name = 'neovim', version = tostring(vim.version()), mode = 'editor' },
+    client = { name = 'neovim', version = ('%d.%d.%d'):format(vim.version().major, vim.version().minor, vim.version().patch), mode = 'editor' },
     encoding = vim.NIL, initializeResult = vim.NIL, results = dict(), diagnostics = dict(),
     publishedDiagnostics = dict(), serverRequests = dict(), serverNotifications = dict(), progress = {},
     notifications = dict(), showMessages = {}, showMessageRequests = {}, showDocuments = {}, applyEdits = {},

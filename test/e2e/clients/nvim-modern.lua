@@ -5,7 +5,7 @@
 -- versions negotiate the position encoding themselves (they offer utf-8, utf-16, utf-32 and adopt the
 -- server's positionEncoding); E2E_ENCODING narrows the offer to one encoding.
 if vim.fn.has('nvim-0.10') == 0 then
-  io.stderr:write('nvim-modern.lua drives Neovim 0.10 and later; this is ' .. tostring(vim.version()) .. '\n')
+  io.stderr:write('nvim-modern.lua drives Neovim 0.10 and later; this is ' .. vim.inspect(vim.version()) .. '\n')
   vim.cmd('cquit 2')
 end
 local has011 = vim.fn.has('nvim-0.11') == 1

@@ -5,7 +5,7 @@
 -- E2E_ENCODING (when set) in general.positionEncodings and adopts the server's answer in on_init, which is
 -- the documented place to set client.offset_encoding.
 if vim.fn.has('nvim-0.7') == 0 or vim.fn.has('nvim-0.8') == 1 then
-  io.stderr:write('nvim07.lua drives Neovim 0.7; this is ' .. tostring(vim.version()) .. '\n')
+  io.stderr:write('nvim07.lua drives Neovim 0.7; this is ' .. vim.inspect(vim.version()) .. '\n')
   vim.cmd('cquit 2')
 end
 local here = debug.getinfo(1, 'S').source:sub(2):match('(.*/)') or './'

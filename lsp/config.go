@@ -32,6 +32,10 @@ type Settings struct {
 
 	// Sync configures how the workspace is copied into sandboxes.
 	Sync SyncSettings `json:"sync"`
+	// Answers says how chat answers reach editors that do not render
+	// opencode/chatDelta: "auto" (default: a message, or a Markdown document
+	// for a long answer) or "none" (an editor plugin shows them).
+	Answers string `json:"answers" enum:"auto,none"`
 	// RequestTimeoutSec bounds how long the server waits for an editor's
 	// answer to window/showMessageRequest (default 120; showDocument and
 	// workspace/configuration use shorter fixed bounds).
@@ -132,6 +136,7 @@ type SyncSettings struct {
 func DefaultSettings() Settings {
 	return Settings{
 		Sandbox:           "local",
+		Answers:           "auto",
 		RequestTimeoutSec: 120,
 		OpenRouter:        OpenRouterSettings{Model: "openai/gpt-4o-mini", MaxContextTokens: 12000},
 		Run:               RunSettings{TimeoutSec: 600, OutputLimitBytes: 16 << 20},

@@ -137,3 +137,12 @@ func languageFromPath(path string) string {
 	}
 	return "plaintext"
 }
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -103,9 +103,9 @@ type Server struct {
 	docs      documents
 	sandboxes *sandboxPool
 	diags     *diagnosticSet
-	progress *progressTracker
-	runs     *runRegistry
-	threads  *threadStore
+	progress  *progressTracker
+	runs      *runRegistry
+	threads   *threadStore
 
 	// ctx lives as long as the connection; cancelled at shutdown/exit.
 	ctx    context.Context

@@ -286,3 +286,36 @@ func byteSize(n int64) string {
 	s = strings.TrimSuffix(s, ".0")
 	return s + " " + string("KMGTPE"[exp]) + "iB"
 }
+
+// CrossCheck compares a harvest with the files the agent's own tools
+// reported writing (workspace-relative; absolute when outside): unseen are
+// reported files that are neither a change nor a refusal (rewritten with
+// the same content, written outside the working copy, or removed again),
+// unreported are changes no tool reported (made by a shell command: npm
+// init, mv, a generator). Neither is an error; callers log them. Both are
+// sorted.
+func CrossCheck(changes []Change, refused []Refusal, reported []string) (unseen, unreported []string) {
+	harvested := make(map[string]bool, len(changes)+len(refused))
+	for _, c := range changes {
+		harvested[c.Path] = true
+	}
+	for _, r := range refused {
+		harvested[r.Path] = true
+	}
+	tools := make(map[string]bool, len(reported))
+	for _, p := range reported {
+		tools[p] = true
+		if !harvested[p] {
+			unseen = append(unseen, p)
+		}
+	}
+	for _, c := range changes {
+		if !tools[c.Path] {
+			unreported = append(unreported, c.Path)
+		}
+	}
+	slices.Sort(unseen)
+	unseen = slices.Compact(unseen)
+	slices.Sort(unreported)
+	return unseen, unreported
+}

@@ -288,3 +288,12 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossCheck(t *testing.T) {
+	changes := []Change{{Path: "a.txt"}, {Path: "gen/b.js"}}
+	refused := []Refusal{{Path: "big.bin"}}
+	unseen, unreported := CrossCheck(changes, refused, []string{"a.txt", "big.bin", "same.txt", "/etc/x", "same.txt"})
+	if strings.Join(unseen, ",") != "/etc/x,same.txt" || strings.Join(unreported, ",") != "gen/b.js" {
+		t.Errorf("unseen %v, unreported %v", unseen, unreported)
+	}
+}

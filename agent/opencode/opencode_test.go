@@ -60,6 +60,7 @@ type env struct {
 
 	mu      sync.Mutex
 	scripts map[string]*fakeopenrouter.Script
+	replies map[string]fakeopenrouter.Reply // fixed answers, by prompt
 }
 
 type syncBuffer struct {
@@ -88,7 +89,7 @@ func newEnv(t testing.TB) *env {
 		t.Skip("git is not installed (OpenCode needs it)")
 	}
 	e := &env{t: t, ws: t.TempDir(), stateDir: t.TempDir(), logs: &syncBuffer{}, cut: &cutter{},
-		scripts: map[string]*fakeopenrouter.Script{}}
+		scripts: map[string]*fakeopenrouter.Script{}, replies: map[string]fakeopenrouter.Reply{}}
 	writeFiles(t, e.ws, map[string]string{"README.md": "# demo\n", ".gitignore": "node_modules/\n"})
 	git := func(args ...string) {
 		cmd := exec.Command("git", args...)
@@ -112,7 +113,11 @@ func newEnv(t testing.TB) *env {
 				sc = s
 			}
 		}
+		rep, fixed := e.replies[text]
 		e.mu.Unlock()
+		if fixed {
+			return rep
+		}
 		if sc == nil {
 			return fakeopenrouter.Reply{Text: "No script for this prompt."}
 		}
@@ -452,13 +457,12 @@ func TestRealOpenCode(t *testing.T) {
 			t.Errorf("refused %+v", refused)
 		}
 		// Harvest and tool parts agree.
-		var harvested []string
-		for p := range changes {
-			harvested = append(harvested, p)
+		var list []changeset.Change
+		for _, c := range changes {
+			list = append(list, c)
 		}
-		slices.Sort(harvested)
-		if !slices.Equal(harvested, res.ToolFiles) {
-			t.Errorf("harvest %v vs tool files %v", harvested, res.ToolFiles)
+		if unseen, unreported := changeset.CrossCheck(list, refused, res.ToolFiles); len(unseen)+len(unreported) != 0 {
+			t.Errorf("cross-check: unseen %v, unreported %v", unseen, unreported)
 		}
 		noSecret(t, res, rec)
 	})
@@ -662,6 +666,47 @@ func TestRealOpenCode(t *testing.T) {
 		changes, _ := e.harvest(t, snap)
 		if string(changes["c.txt"].Content) != "from the sub-agent\n" {
 			t.Errorf("changes %+v", changes)
+		}
+	})
+
+	t.Run("ModelError", func(t *testing.T) {
+		const prompt = "Anything, with a revoked key"
+		e.mu.Lock()
+		e.replies[prompt] = fakeopenrouter.Reply{Status: http.StatusUnauthorized,
+			Error: &fakeopenrouter.ErrorObject{Message: "User not found. (key " + testKey + ")"}}
+		e.mu.Unlock()
+		rec := &recorder{}
+		res, err := e.srv.Run(context.Background(), Task{Prompt: prompt}, rec)
+		var ae *AgentError
+		if !errors.As(err, &ae) || ae.Name == "" || !strings.Contains(ae.Message, "User not found") {
+			t.Fatalf("err = %v, want an AgentError", err)
+		}
+		if strings.Contains(err.Error(), testKey) || !strings.Contains(err.Error(), "[REDACTED]") {
+			t.Errorf("the key is not redacted: %v", err)
+		}
+		if res == nil || res.SessionID == "" {
+			t.Errorf("result %+v", res)
+		}
+		t.Logf("agent error: %v", err)
+	})
+
+	t.Run("QuestionToolOff", func(t *testing.T) {
+		const prompt = "Ask me something"
+		e.script(prompt, &fakeopenrouter.Script{
+			Steps: []fakeopenrouter.Step{step("question", map[string]any{"questions": []any{map[string]any{
+				"question": "Which framework?", "header": "Framework",
+				"options": []any{map[string]any{"label": "Express", "description": "Node"}}}}})},
+			FinalText: "I picked Express.",
+		})
+		res, err := e.srv.Run(context.Background(), Task{Prompt: prompt}, &recorder{})
+		if err != nil || res.Text != "I picked Express." {
+			t.Fatalf("run: %+v %v", res, err)
+		}
+		reqs := e.fake.ChatRequests()
+		for _, tool := range reqs[len(reqs)-1].Tools {
+			if strings.Contains(string(tool), `"name":"question"`) {
+				t.Error("the question tool was offered")
+			}
 		}
 	})
 

@@ -50,6 +50,7 @@ func (s *Server) Run(ctx context.Context, t Task, h Handler) (*RunResult, error)
 		fileSeen:  map[string]bool{},
 		steps:     map[string]bool{},
 		perms:     map[string]context.CancelFunc{},
+		questions: map[string]bool{},
 		permReply: make(chan permOutcome, 16),
 	}
 	return r.run(ctx, t)
@@ -87,6 +88,7 @@ type run struct {
 	stepCount  int             // step-starts of the main session
 
 	perms     map[string]context.CancelFunc // permission requests being handled
+	questions map[string]bool               // questions declined
 	permWG    sync.WaitGroup
 	permReply chan permOutcome
 
@@ -150,6 +152,9 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	if strings.TrimSpace(t.Context) != "" {
 		body.Parts = append(body.Parts, promptPart{Type: "text", Text: t.Context})
 	}
+	// OpenCode's question tool waits for an answer typed into its own UI;
+	// nobody would type it here.
+	body.Tools = map[string]bool{"question": false}
 	body.Model.ProviderID = ProviderID
 	body.Model.ModelID = r.s.cfg.Model
 	if err := r.s.do(ctx, http.MethodPost, "/session/"+url.PathEscape(r.main)+"/prompt_async", body, nil); err != nil {
@@ -159,11 +164,18 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 
 	err := r.follow(ctx, items)
 	stopStream()
-	// Stop asking the user: the run is over.
+	// Stop asking the user: the run is over. A handler that ignores its
+	// context is not waited for long.
 	for _, cancel := range r.perms {
 		cancel()
 	}
-	r.permWG.Wait()
+	permsDone := make(chan struct{})
+	go func() { r.permWG.Wait(); close(permsDone) }()
+	select {
+	case <-permsDone:
+	case <-time.After(5 * time.Second):
+		r.log.Warn("A permission handler did not return after the run ended")
+	}
 
 	// The session's messages are the record: when the stream may have
 	// missed something (a gap, a cancel, a part or message left unfinished),
@@ -311,6 +323,11 @@ func (r *run) handle(ev event) {
 		var p permissionAsked
 		if json.Unmarshal(ev.Properties, &p) == nil {
 			r.onPermission(p)
+		}
+	case "question.asked":
+		var q questionAsked
+		if json.Unmarshal(ev.Properties, &q) == nil {
+			r.onQuestion(q)
 		}
 	case "permission.replied":
 		var p permissionReplied
@@ -642,6 +659,31 @@ func (r *run) onPermission(p permissionAsked) {
 	}()
 }
 
+// onQuestion rejects a question of the agent (its question tool is off,
+// but a sub-agent or a plugin may still ask): the turn would otherwise wait
+// for an answer forever.
+func (r *run) onQuestion(q questionAsked) {
+	if !r.sessions[q.SessionID] || q.ID == "" || r.questions[q.ID] {
+		return
+	}
+	r.questions[q.ID] = true
+	r.progress("The agent asked a question; answering is not supported, so it was declined")
+	r.permWG.Add(1)
+	go func() {
+		defer r.permWG.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
+		defer cancel()
+		err := r.s.do(ctx, http.MethodPost, "/question/"+url.PathEscape(q.ID)+"/reject", nil, nil)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+			err = nil
+		}
+		if err != nil {
+			r.log.Warn("Declining a question failed", "request", q.ID, "error", err)
+		}
+	}()
+}
+
 func permissionTitle(req PermissionRequest) string {
 	switch req.Kind {
 	case "edit", "write", "patch":
@@ -710,6 +752,12 @@ func (r *run) resync(ctx context.Context, afterGap bool) error {
 		if err := r.s.do(ctx, http.MethodGet, "/permission", nil, &perms); err == nil {
 			for _, p := range perms {
 				r.onPermission(p)
+			}
+		}
+		var questions []questionAsked
+		if err := r.s.do(ctx, http.MethodGet, "/question", nil, &questions); err == nil {
+			for _, q := range questions {
+				r.onQuestion(q)
 			}
 		}
 	}

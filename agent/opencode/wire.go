@@ -152,6 +152,10 @@ type (
 		Always     []string        `json:"always"`
 		Metadata   json.RawMessage `json:"metadata"`
 	}
+	questionAsked struct {
+		ID        string `json:"id"`
+		SessionID string `json:"sessionID"`
+	}
 	permissionReplied struct {
 		SessionID    string `json:"sessionID"`
 		RequestID    string `json:"requestID"`
@@ -174,6 +178,8 @@ type promptBody struct {
 		ModelID    string `json:"modelID"`
 	} `json:"model"`
 	Agent string `json:"agent,omitempty"`
+	// Tools switches tools on or off for this prompt.
+	Tools map[string]bool `json:"tools,omitempty"`
 }
 
 type promptPart struct {

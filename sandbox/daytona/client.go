@@ -213,16 +213,16 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is makes errors.Is(err, sandbox.ErrNotFound) true for a missing file, and
-// errors.Is(err, sandbox.ErrClosed) true when the toolbox proxy says the
-// sandbox is not started (it stopped: opencode-lsp's sandboxes are deleted
-// when they stop).
+// Is makes errors.Is(err, sandbox.ErrNotFound) true for a missing file
+// (FILE_NOT_FOUND), and errors.Is(err, sandbox.ErrClosed) true when the
+// toolbox proxy says the sandbox is not started or not there (it stopped:
+// opencode-lsp's sandboxes are deleted when they stop).
 func (e *Error) Is(target error) bool {
 	switch target {
 	case sandbox.ErrNotFound:
-		return e.Code == "FILE_NOT_FOUND" || e.StatusCode == http.StatusNotFound && e.Code == ""
+		return e.Code == "FILE_NOT_FOUND"
 	case sandbox.ErrClosed:
-		return e.notStarted()
+		return e.notStarted() || e.Code == "SANDBOX_NOT_FOUND"
 	}
 	return false
 }

@@ -177,9 +177,16 @@ func (t *toolbox) followLogs(ctx context.Context, sid, cid string, d *demux) err
 	}
 	h := http.Header{}
 	t.c.setHeaders(h)
+	hc := t.c.hc
+	if hc.Timeout != 0 {
+		// A whole-request timeout would cut the socket; ctx bounds it.
+		cp := *hc
+		cp.Timeout = 0
+		hc = &cp
+	}
 	var conn *websocket.Conn
 	for attempt := 0; ; attempt++ {
-		c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: t.c.hc, HTTPHeader: h})
+		c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
 		if err == nil {
 			conn = c
 			break

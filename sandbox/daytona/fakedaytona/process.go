@@ -30,6 +30,8 @@ func (s *Server) serveToolbox(w http.ResponseWriter, r *http.Request) {
 	}
 	sb, state := s.sandboxForToolbox(id)
 	if sb == nil {
+		// Unknown in the specs, like the answer for a stopped sandbox; the
+		// fake answers in the daemon's shape with its own code.
 		writeDaemon(w, r, http.StatusNotFound, "SANDBOX_NOT_FOUND", fmt.Sprintf("sandbox %s not found", id))
 		return
 	}

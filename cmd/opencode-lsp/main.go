@@ -5,6 +5,9 @@
 //
 //	opencode-lsp [flags]                 serve LSP on stdin/stdout
 //	opencode-lsp --listen tcp:HOST:PORT  serve every connection (unix:PATH too)
+//	opencode-lsp run [--json] [--sandbox local] [DIR] [-- COMMAND...]
+//	                                     run the project's check (or COMMAND) in a
+//	                                     sandbox and print its problems
 //	opencode-lsp version                 print the version
 //
 // Flags:
@@ -63,7 +66,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&g.rpcTrace, "rpc-trace", false, "log every LSP message (secrets redacted)")
 	fs.BoolVar(&g.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage:\n  opencode-lsp [flags]            serve LSP on stdio\n  opencode-lsp version\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage:\n  opencode-lsp [flags]            serve LSP on stdio\n"+
+			"  opencode-lsp run [--json] [--sandbox local] [DIR] [-- COMMAND...]\n"+
+			"                                  run the project's check in a sandbox, print its problems\n"+
+			"  opencode-lsp version\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +81,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if g.version || (fs.NArg() > 0 && fs.Arg(0) == "version") {
 		fmt.Fprintf(stdout, "opencode-lsp %s\n", version)
 		return 0
+	}
+	if fs.NArg() > 0 && fs.Arg(0) == "run" {
+		return runCLI(fs.Args()[1:], stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "opencode-lsp: unknown command %q\n", fs.Arg(0))

@@ -218,12 +218,7 @@ func (s *Sandbox) listing(ctx context.Context, op string, e *excluder) (map[stri
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		var b strings.Builder
-		fmt.Fprintf(&b, "cd %s || exit 3\nsha256sum -z --", shq(s.root))
-		for _, rel := range unknown {
-			b.WriteString(" ")
-			b.WriteString(shq("./" + rel))
-		}
-		b.WriteString(" 2>/dev/null\nexit 0\n")
+		fmt.Fprintf(&b, "cd %s || exit 3\n%s | xargs -0 -r sha256sum -z -- 2>/dev/null\nexit 0\n", shq(s.root), nulList(unknown))
 		out, err := s.script(ctx, op, b.String(), 10*time.Minute)
 		if err != nil {
 			return nil, err
@@ -405,13 +400,17 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 			remoteDirs[d] = true
 		}
 	}
-	for _, rel := range removed {
-		fmt.Fprintf(&pre, "rm -f -- %s\n", shq("./"+rel))
+	if len(removed) > 0 {
+		fmt.Fprintf(&pre, "%s | xargs -0 -r rm -f --\n", nulList(removed))
 	}
+	var clear []string
 	for _, rel := range append(append([]string(nil), uploads...), links...) {
 		if r, ok := remote[rel]; ok && r.Link != "" || remoteDirs[rel] {
-			fmt.Fprintf(&pre, "rm -rf -- %s\n", shq("./"+rel))
+			clear = append(clear, rel)
 		}
+	}
+	if len(clear) > 0 {
+		fmt.Fprintf(&pre, "%s | xargs -0 -r rm -rf --\n", nulList(clear))
 	}
 	if pre.Len() > 0 {
 		if _, err := s.script(ctx, op, "cd "+shq(s.root)+" || exit 3\n"+pre.String(), 10*time.Minute); err != nil {
@@ -449,23 +448,16 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	}
 	sort.Slice(perms, func(i, j int) bool { return perms[i] < perms[j] })
 	for _, p := range perms {
-		fmt.Fprintf(&post, "chmod %o --", p)
-		for _, rel := range chmods[p] {
-			post.WriteString(" " + shq("./"+rel))
-		}
-		post.WriteString(" || exit 1\n")
+		fmt.Fprintf(&post, "%s | xargs -0 -r chmod %o -- || exit 1\n", nulList(chmods[p]), p)
 	}
 	for _, rel := range links {
 		fmt.Fprintf(&post, "mkdir -p -- %s && ln -sfn -- %s %s || exit 1\n",
 			shq("./"+path.Dir(rel)), shq(want[rel].rec.Link), shq("./"+rel))
 	}
-	touched := append(append([]string(nil), uploads...), flatten(chmods)...)
-	if len(touched) > 0 {
-		post.WriteString("find")
-		for _, rel := range touched {
-			post.WriteString(" " + shq("./"+rel))
-		}
-		post.WriteString(` -maxdepth 0 -printf '%y %i %s %T@ %C@ %m\0%p\0%l\0' 2>/dev/null` + "\n")
+	if len(uploads) > 0 || len(chmods) > 0 {
+		// The new stat keys of what was written (argument lists may be
+		// long, so the whole tree is listed again rather than the files).
+		fmt.Fprintf(&post, "find . %s 2>/dev/null\n", e.findExpr())
 	}
 	if post.Len() > 0 {
 		out, err := s.script(ctx, op, "cd "+shq(s.root)+" || exit 3\n"+post.String()+"exit 0\n", 10*time.Minute)
@@ -479,10 +471,18 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 			return fail(err)
 		}
 		s.mu.Lock()
-		for rel, f := range listed {
-			if rec, ok := next[rel]; ok && rec.Link == "" {
-				f.Hash = rec.Hash
+		for _, rel := range uploads {
+			if f, ok := listed[rel]; ok && f.Link == "" {
+				f.Hash = next[rel].Hash
 				s.cache[rel] = f
+			}
+		}
+		for _, rels := range chmods {
+			for _, rel := range rels {
+				if f, ok := listed[rel]; ok && f.Link == "" {
+					f.Hash = next[rel].Hash
+					s.cache[rel] = f
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -513,12 +513,17 @@ func (s *Sandbox) forgetSync() {
 	s.mu.Unlock()
 }
 
-func flatten(m map[fs.FileMode][]string) []string {
-	var out []string
-	for _, v := range m {
-		out = append(out, v...)
+// nulList is a shell command printing "./rel" for each rel, NUL-terminated,
+// for `xargs -0`: printf is built into the shell, so the list may be longer
+// than an exec argument list.
+func nulList(rels []string) string {
+	var b strings.Builder
+	b.WriteString(`printf '%s\0'`)
+	for _, rel := range rels {
+		b.WriteString(" ")
+		b.WriteString(shq("./" + rel))
 	}
-	return out
+	return b.String()
 }
 
 // walkSource reads the source tree: regular files (hashed, with a cache by

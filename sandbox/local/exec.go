@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -115,7 +116,7 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 	cmd := &exec.Cmd{Env: env, SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
 	if isolated {
 		cmd.Path = s.p.status.Bwrap
-		cmd.Args = append(append([]string{"bwrap"}, s.bwrapArgs(spec.WorkspaceRoot, workDir, network)...), argv...)
+		cmd.Args = append(append([]string{"bwrap", "--info-fd", "3"}, s.bwrapArgs(spec.WorkspaceRoot, workDir, network)...), argv...)
 		cmd.Dir = s.dir
 	} else {
 		cmd.Path = prog
@@ -124,24 +125,45 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 	}
 
 	ht := sandbox.NewHeadTail(limit, c.Stdout, c.Stderr)
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
+	var pipes [6]*os.File // stdout r/w, stderr r/w, bwrap info r/w
+	closeAll := func() {
+		for _, f := range pipes {
+			if f != nil {
+				f.Close()
+			}
+		}
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return fail(err)
+	for i := 0; i < len(pipes); i += 2 {
+		if i == 4 && !isolated {
+			break
+		}
+		if pipes[i], pipes[i+1], err = os.Pipe(); err != nil {
+			closeAll()
+			return fail(err)
+		}
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW
+	outR, errR, infoR := pipes[0], pipes[2], pipes[4]
+	cmd.Stdout, cmd.Stderr = pipes[1], pipes[3]
+	if isolated {
+		// bubblewrap writes the pid of the namespace's init to fd 3.
+		cmd.ExtraFiles = []*os.File{pipes[5]}
+	}
 	err = cmd.Start()
-	outW.Close()
-	errW.Close()
+	for i := 1; i < len(pipes); i += 2 {
+		if pipes[i] != nil {
+			pipes[i].Close()
+		}
+	}
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		closeAll()
 		return fail(err)
+	}
+	nsInit := make(chan procID, 1)
+	if isolated {
+		go func() {
+			nsInit <- readBwrapInfo(infoR)
+			infoR.Close()
+		}()
 	}
 	pid := cmd.Process.Pid
 	root := procID{pid: pid}
@@ -192,8 +214,20 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 		kill()
 		<-waitCh
 	}
-	// The main process is gone; so must be whatever it left running.
+	// The main process is gone; so must be whatever it left running. Under
+	// bubblewrap the pid namespace took care of that; without, the group is
+	// killed and, when processes of the command left it, the rest too.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if !isolated && !st.Canceled && !st.TimedOut {
+		killTree(procID{}, 0, treeMarker, 0)
+	}
+	if isolated {
+		// bubblewrap exits as soon as the command does, while the kernel
+		// is still tearing down the pid namespace; wait for its init.
+		if init := <-nsInit; init.pid > 0 {
+			waitNamespace(init)
+		}
+	}
 	if !waitTimeout(&readers, 100*time.Millisecond) {
 		// Someone outside the group still holds the pipes.
 		killTree(procID{}, pid, treeMarker, 0)
@@ -256,6 +290,40 @@ func pump(wg *sync.WaitGroup, r *os.File, w io.Writer) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// readBwrapInfo decodes bubblewrap's --info-fd JSON ({"child-pid": N, ...})
+// and identifies that process; the zero procID when bwrap failed first.
+func readBwrapInfo(r io.Reader) procID {
+	var info struct {
+		ChildPid int `json:"child-pid"`
+	}
+	if err := json.NewDecoder(r).Decode(&info); err != nil || info.ChildPid <= 0 {
+		return procID{}
+	}
+	p, ok := readProc(info.ChildPid)
+	if !ok {
+		return procID{}
+	}
+	return p.id()
+}
+
+// waitNamespace waits until the init of a pid namespace has exited, which
+// the kernel lets happen only after every other process of the namespace
+// is gone; it kills the namespace if that takes more than a second.
+func waitNamespace(init procID) {
+	start := time.Now()
+	killed := false
+	for alive(init) {
+		if !killed && time.Since(start) > time.Second {
+			_ = syscall.Kill(init.pid, syscall.SIGKILL)
+			killed = true
+		}
+		if time.Since(start) > 3*time.Second {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

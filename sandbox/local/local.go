@@ -65,6 +65,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -343,8 +344,13 @@ func probeBwrap(bin, pathEnv string) Status {
 		bin = "bwrap"
 	}
 	path, err := lookPath(bin, pathEnv)
+	if err == nil {
+		if fi, serr := os.Stat(path); serr != nil || fi.IsDir() {
+			err = exec.ErrNotFound
+		}
+	}
 	if err != nil {
-		return Status{Reason: "bubblewrap (bwrap) not found in PATH; install the bubblewrap package"}
+		return Status{Reason: fmt.Sprintf("bubblewrap (%s) not found; install the bubblewrap package", bin)}
 	}
 	truePath, err := lookPath("true", pathEnv)
 	if err != nil {
@@ -400,6 +406,11 @@ func findToolchains(pathEnv string) toolchains {
 	t.user = os.Getenv("USER")
 	if t.user == "" {
 		t.user = os.Getenv("LOGNAME")
+	}
+	if t.user == "" {
+		if u, err := user.Current(); err == nil {
+			t.user = u.Username
+		}
 	}
 	isDir := func(p string) bool {
 		fi, err := os.Stat(p)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/gob"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -14,10 +12,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,91 +25,6 @@ import (
 
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
 )
-
-// statKey is what a file's stat says about its content: a file whose key is
-// unchanged is taken as unchanged. ctime is part of it because no tool can
-// set it, so a rewrite that preserves mtime (cp -p, touch -r) is still seen.
-type statKey struct {
-	Size  int64
-	Mtime int64 // ns
-	Ctime int64 // ns
-	Ino   uint64
-	Mode  fs.FileMode
-}
-
-func keyOf(fi fs.FileInfo) statKey {
-	k := statKey{Size: fi.Size(), Mtime: fi.ModTime().UnixNano(), Mode: fi.Mode()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		k.Ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
-		k.Ino = st.Ino
-	}
-	return k
-}
-
-// fileRec is what the last sync put at one path of the working copy.
-type fileRec struct {
-	Link    string      // symlink target; "" for a regular file
-	Overlay bool        // content came from an editor buffer
-	Perm    fs.FileMode // permission bits of a regular file
-	Src     statKey     // the source file when it was read (zero for overlays)
-	Size    int64
-	Hash    string  // hex SHA-256 of the content written
-	WC      statKey // the working-copy file after writing
-}
-
-// hashRec caches a working-copy file's hash by its stat.
-type hashRec struct {
-	Key  statKey
-	Hash string
-}
-
-// stateVersion changes when syncState's encoding does.
-const stateVersion = 1
-
-// syncState is persisted in sync.state.
-type syncState struct {
-	Version    int
-	Excludes   []string
-	IncludeGit bool
-	Files      map[string]*fileRec
-	Hashes     map[string]hashRec // Manifest's cache, by path
-}
-
-func newState() *syncState {
-	return &syncState{Version: stateVersion, Files: map[string]*fileRec{}, Hashes: map[string]hashRec{}}
-}
-
-// loadState reads the state file; a missing or unreadable one yields an empty
-// state (the next sync then checks every file by content).
-func loadState(file string) *syncState {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return newState()
-	}
-	st := newState()
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(st); err != nil || st.Version != stateVersion {
-		return newState()
-	}
-	if st.Files == nil {
-		st.Files = map[string]*fileRec{}
-	}
-	if st.Hashes == nil {
-		st.Hashes = map[string]hashRec{}
-	}
-	return st
-}
-
-func saveState(file string, st *syncState) error {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(st); err != nil {
-		return err
-	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
-}
 
 // excluder matches gitignore-style patterns against slash paths.
 type excluder struct {
@@ -141,31 +56,55 @@ func (e *excluder) match(rel string, isDir bool) bool {
 // copyBufs holds the buffers of file copies.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// syncRun is the work of one Sync.
+// syncWorkers is how many files a sync checks and copies at once: stat and
+// create calls wait on the kernel, so a few more than the cores help.
+var syncWorkers = max(4, 2*runtime.GOMAXPROCS(0))
+
+// syncItem is one source entry a sync processes.
+type syncItem struct {
+	kind    itemKind
+	rel     string
+	abs     string // host path in the source ("" for an overlay not on disk)
+	overlay []byte
+}
+
+type itemKind uint8
+
+const (
+	itemRegular itemKind = iota
+	itemSymlink
+	itemOverlay
+)
+
+// syncRun is the work of one Sync. The walk fills items sequentially; the
+// workers then process them concurrently, recording under mu.
 type syncRun struct {
 	s       *Sandbox
 	ctx     context.Context
 	src     sandbox.Source
 	ex      *excluder
-	old     map[string]*fileRec
-	files   map[string]*fileRec
+	old     map[string]*fileRec // read-only while workers run
 	srcDirs map[string]bool
+	items   []syncItem
+
+	mu      sync.Mutex
+	files   map[string]*fileRec
 	made    map[string]bool // working-copy dirs known to exist
 	stats   sandbox.SyncStats
-	h       hash.Hash
-	n       int
-	dirty   bool // the state changed and must be saved
+	written []string // paths whose Manifest cache entry is stale
+	dirty   bool     // the state changed and must be saved
 }
 
 // Sync brings the working copy up to date with src (see [sandbox.Sandbox]).
-// An unchanged tree costs two lstat calls per file. A file is written when
-// its source changed (by stat, then by content) or its working-copy copy
-// was modified since the last sync; files an earlier sync wrote and src no
-// longer has are removed; files created in the working copy by commands are
-// left alone. Overlays win over disk. Symlinks are copied when they stay
-// inside the workspace (absolute ones pointing inside are made relative) and
-// skipped otherwise, as are sockets, devices, fifos and unreadable entries;
-// SyncStats.Skipped counts them. Empty directories are not copied.
+// An unchanged tree costs two lstat calls per file, spread over a few
+// workers. A file is written when its source changed (by stat, then by
+// content) or its working-copy copy was modified since the last sync; files
+// an earlier sync wrote and src no longer has are removed; files created in
+// the working copy by commands are left alone. Overlays win over disk.
+// Symlinks are copied when they stay inside the workspace (absolute ones
+// pointing inside are made relative) and skipped otherwise, as are sockets,
+// devices, fifos and unreadable entries; SyncStats.Skipped counts them.
+// Empty directories are not copied.
 func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifest, sandbox.SyncStats, error) {
 	start := time.Now()
 	if err := s.enter(); err != nil {
@@ -205,75 +144,10 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	defer s.syncMu.Unlock()
 	r := &syncRun{s: s, ctx: ctx, src: src, ex: ex, old: s.st.Files,
 		files: make(map[string]*fileRec, len(s.st.Files)), srcDirs: map[string]bool{".": true},
-		made: map[string]bool{".": true}, h: sha256.New()}
-	werr := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if p == root {
-			return err
-		}
-		rel := filepath.ToSlash(p[len(root)+1:])
-		if err != nil {
-			r.stats.Skipped++
-			s.p.log.Debug("Sync skipped an unreadable entry", "path", rel, "err", err)
-			return nil
-		}
-		if r.n++; r.n%256 == 0 {
-			if err := r.interrupted(); err != nil {
-				return err
-			}
-		}
-		isDir := d.IsDir()
-		if ex.match(rel, isDir) {
-			if isDir {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if isDir {
-			r.srcDirs[rel] = true
-			return nil
-		}
-		if b, ok := overlays[rel]; ok {
-			delete(overlays, rel)
-			perm := fs.FileMode(0o644)
-			if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
-				perm = fi.Mode().Perm()
-			}
-			return r.overlay(rel, b, perm)
-		}
-		switch t := d.Type(); {
-		case t.IsRegular():
-			fi, err := d.Info()
-			if err != nil {
-				r.stats.Skipped++
-				return nil
-			}
-			return r.regular(rel, p, fi)
-		case t&fs.ModeSymlink != 0:
-			return r.symlink(rel, p)
-		default:
-			r.stats.Skipped++
-			return nil
-		}
-	})
+		made: map[string]bool{".": true}}
+	werr := r.walk(overlays)
 	if werr == nil {
-		// Overlays of files that are not on disk (new, unsaved buffers).
-		rels := make([]string, 0, len(overlays))
-		for rel := range overlays {
-			rels = append(rels, rel)
-		}
-		sort.Strings(rels)
-		for _, rel := range rels {
-			if ex.match(rel, false) || r.excludedParent(rel) {
-				continue
-			}
-			if r.srcDirs[rel] || r.fileAbove(rel) {
-				r.stats.Skipped++ // a directory on disk, or under a file
-				continue
-			}
-			if werr = r.overlay(rel, overlays[rel], 0o644); werr != nil {
-				break
-			}
-		}
+		werr = r.work()
 	}
 	if werr == nil {
 		werr = r.removeGone()
@@ -286,6 +160,9 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 			}
 		}
 	}
+	for _, rel := range r.written {
+		delete(s.st.Hashes, rel)
+	}
 	if !slices.Equal(s.st.Excludes, src.Excludes) || s.st.IncludeGit != src.IncludeGit {
 		r.dirty = true
 	}
@@ -293,11 +170,6 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	s.st.Excludes = append([]string(nil), src.Excludes...)
 	s.st.IncludeGit = src.IncludeGit
 	if r.dirty {
-		for rel, rec := range r.files {
-			if rec.Link == "" {
-				s.st.Hashes[rel] = hashRec{Key: rec.WC, Hash: rec.Hash}
-			}
-		}
 		if err := saveState(s.path("sync.state"), s.st); err != nil && werr == nil {
 			werr = err
 		}
@@ -309,11 +181,146 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	m := make(sandbox.Manifest, len(r.files))
 	for rel, rec := range r.files {
 		if rec.Link == "" {
-			m[rel] = sandbox.FileState{Size: rec.Size, Mode: rec.Perm, Hash: rec.Hash}
+			m[rel] = sandbox.FileState{Size: rec.Size, Mode: rec.Perm, Hash: rec.Hash.String()}
 		}
 	}
 	r.stats.Files = len(r.files)
 	return m, r.stats, nil
+}
+
+// walk lists the source (minus excludes) into r.items, overlays included.
+func (r *syncRun) walk(overlays map[string][]byte) error {
+	root := r.src.Root
+	nonDirs := map[string]bool{}
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if p == root {
+			return err
+		}
+		rel := filepath.ToSlash(p[len(root)+1:])
+		if err != nil {
+			r.stats.Skipped++
+			r.s.p.log.Debug("Sync skipped an unreadable entry", "path", rel, "err", err)
+			return nil
+		}
+		if n++; n%1024 == 0 {
+			if err := r.interrupted(); err != nil {
+				return err
+			}
+		}
+		isDir := d.IsDir()
+		if r.ex.match(rel, isDir) {
+			if isDir {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if isDir {
+			r.srcDirs[rel] = true
+			return nil
+		}
+		nonDirs[rel] = true
+		if b, ok := overlays[rel]; ok {
+			delete(overlays, rel)
+			r.items = append(r.items, syncItem{kind: itemOverlay, rel: rel, abs: p, overlay: b})
+			return nil
+		}
+		switch t := d.Type(); {
+		case t.IsRegular():
+			r.items = append(r.items, syncItem{kind: itemRegular, rel: rel, abs: p})
+		case t&fs.ModeSymlink != 0:
+			r.items = append(r.items, syncItem{kind: itemSymlink, rel: rel, abs: p})
+		default:
+			r.stats.Skipped++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Overlays of files that are not on disk (new, unsaved buffers).
+	rels := make([]string, 0, len(overlays))
+	for rel := range overlays {
+		rels = append(rels, rel)
+	}
+	sort.Strings(rels)
+	for _, rel := range rels {
+		if r.ex.match(rel, false) || r.excludedParent(rel) {
+			continue
+		}
+		if r.srcDirs[rel] || fileAbove(nonDirs, rel) {
+			r.stats.Skipped++ // a directory on disk, or under a file
+			continue
+		}
+		r.items = append(r.items, syncItem{kind: itemOverlay, rel: rel, overlay: overlays[rel]})
+	}
+	return nil
+}
+
+// work processes r.items with syncWorkers goroutines; the first error stops
+// them.
+func (r *syncRun) work() error {
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for w := 0; w < min(syncWorkers, len(r.items)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := sha256.New()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(r.items) {
+					return
+				}
+				err := r.interrupted()
+				if err == nil {
+					err = r.process(&r.items[i], h)
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+func (r *syncRun) process(it *syncItem, h hash.Hash) error {
+	switch it.kind {
+	case itemRegular:
+		return r.regular(it.rel, it.abs, h)
+	case itemSymlink:
+		return r.symlink(it.rel, it.abs)
+	default:
+		perm := fs.FileMode(0o644)
+		if it.abs != "" {
+			if fi, err := os.Lstat(it.abs); err == nil && fi.Mode().IsRegular() {
+				perm = fi.Mode().Perm()
+			}
+		}
+		return r.overlay(it.rel, it.overlay, perm, h)
+	}
+}
+
+// record notes the state of rel after this sync.
+func (r *syncRun) record(rel string, rec *fileRec, changed bool) {
+	r.mu.Lock()
+	r.files[rel] = rec
+	if changed {
+		r.dirty = true
+	}
+	r.mu.Unlock()
+}
+
+func (r *syncRun) skip() {
+	r.mu.Lock()
+	r.stats.Skipped++
+	r.mu.Unlock()
 }
 
 func (r *syncRun) interrupted() error {
@@ -328,11 +335,11 @@ func (r *syncRun) interrupted() error {
 	}
 }
 
-// fileAbove reports whether a file or symlink of this sync sits at a
-// directory above rel.
-func (r *syncRun) fileAbove(rel string) bool {
+// fileAbove reports whether one of the paths in nonDirs is a directory above
+// rel.
+func fileAbove(nonDirs map[string]bool, rel string) bool {
 	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
-		if _, ok := r.files[d]; ok {
+		if nonDirs[d] {
 			return true
 		}
 	}
@@ -357,29 +364,33 @@ func (r *syncRun) wcUnchanged(rel string, rec *fileRec) bool {
 	return err == nil && keyOf(fi) == rec.WC
 }
 
-func (r *syncRun) regular(rel, abs string, fi fs.FileInfo) error {
+func (r *syncRun) regular(rel, abs string, h hash.Hash) error {
+	fi, err := os.Lstat(abs)
+	if err != nil || !fi.Mode().IsRegular() {
+		r.skip() // vanished or replaced since the walk
+		return nil
+	}
 	key := keyOf(fi)
 	perm := fi.Mode().Perm()
 	old := r.old[rel]
 	if old != nil && old.Link == "" && !old.Overlay && old.Perm == perm {
 		if old.Src == key && r.wcUnchanged(rel, old) {
-			r.files[rel] = old
+			r.record(rel, old, false)
 			return nil
 		}
 		if old.Size == key.Size && r.wcUnchanged(rel, old) {
 			// Touched but maybe not changed: compare content first.
-			if h, err := r.hashFile(abs); err == nil && h == old.Hash {
+			if d, err := hashFile(abs, h); err == nil && d == old.Hash {
 				rec := *old
 				rec.Src = key
-				r.files[rel] = &rec
-				r.dirty = true
+				r.record(rel, &rec, true)
 				return nil
 			}
 		}
 	}
 	f, err := os.OpenFile(abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		r.stats.Skipped++
+		r.skip()
 		r.s.p.log.Debug("Sync skipped an unreadable file", "path", rel, "err", err)
 		return nil
 	}
@@ -388,52 +399,51 @@ func (r *syncRun) regular(rel, abs string, fi fs.FileInfo) error {
 		key = keyOf(fi2)
 	}
 	rec := &fileRec{Perm: perm, Src: key}
-	if err := r.write(rel, f, rec); err != nil {
+	if err := r.write(rel, f, rec, h); err != nil {
 		return err
 	}
-	r.files[rel] = rec
+	r.record(rel, rec, true)
 	return nil
 }
 
-func (r *syncRun) overlay(rel string, b []byte, perm fs.FileMode) error {
-	sum := sha256.Sum256(b)
-	h := hex.EncodeToString(sum[:])
-	if old := r.old[rel]; old != nil && old.Overlay && old.Hash == h && old.Perm == perm && r.wcUnchanged(rel, old) {
-		r.files[rel] = old
+func (r *syncRun) overlay(rel string, b []byte, perm fs.FileMode, h hash.Hash) error {
+	d := digest(sha256.Sum256(b))
+	if old := r.old[rel]; old != nil && old.Overlay && old.Hash == d && old.Perm == perm && r.wcUnchanged(rel, old) {
+		r.record(rel, old, false)
 		return nil
 	}
 	rec := &fileRec{Overlay: true, Perm: perm}
-	if err := r.write(rel, bytes.NewReader(b), rec); err != nil {
+	if err := r.write(rel, bytes.NewReader(b), rec, h); err != nil {
 		return err
 	}
-	r.files[rel] = rec
+	r.record(rel, rec, true)
 	return nil
 }
 
 func (r *syncRun) symlink(rel, abs string) error {
 	target, err := os.Readlink(abs)
 	if err != nil {
-		r.stats.Skipped++
+		r.skip()
 		return nil
 	}
 	if filepath.IsAbs(target) {
 		t := filepath.Clean(target)
 		if !within(t, r.src.Root) {
-			r.stats.Skipped++
+			r.skip()
 			return nil
 		}
 		if target, err = filepath.Rel(filepath.Dir(abs), t); err != nil {
-			r.stats.Skipped++
+			r.skip()
 			return nil
 		}
 	}
 	target = filepath.ToSlash(target)
 	if j := path.Join(path.Dir(rel), target); j == ".." || strings.HasPrefix(j, "../") {
-		r.stats.Skipped++
+		r.skip()
 		return nil
 	}
 	if old := r.old[rel]; old != nil && old.Link == target && r.wcUnchanged(rel, old) {
-		r.files[rel] = old
+		r.record(rel, old, false)
 		return nil
 	}
 	if err := r.ensureParent(rel); err != nil {
@@ -449,35 +459,38 @@ func (r *syncRun) symlink(rel, abs string) error {
 	if err != nil {
 		return err
 	}
-	r.files[rel] = &fileRec{Link: target, WC: keyOf(fi)}
+	r.mu.Lock()
 	r.stats.Written++
-	r.dirty = true
+	r.mu.Unlock()
+	r.record(rel, &fileRec{Link: target, WC: keyOf(fi)}, true)
 	return nil
 }
 
-// hashFile returns the hex SHA-256 of a host file.
-func (r *syncRun) hashFile(abs string) (string, error) {
+// hashFile returns the SHA-256 of a host file.
+func hashFile(abs string, h hash.Hash) (digest, error) {
 	f, err := os.OpenFile(abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return "", err
+		return digest{}, err
 	}
 	defer f.Close()
-	return hashReader(r.h, f)
+	return hashReader(h, f)
 }
 
-func hashReader(h hash.Hash, rd io.Reader) (string, error) {
+func hashReader(h hash.Hash, rd io.Reader) (digest, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	h.Reset()
 	if _, err := io.CopyBuffer(h, rd, *bp); err != nil {
-		return "", err
+		return digest{}, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	var d digest
+	h.Sum(d[:0])
+	return d, nil
 }
 
 // write copies rd to rel in the working copy, replacing whatever is there,
 // and fills rec's Size, Hash and WC.
-func (r *syncRun) write(rel string, rd io.Reader, rec *fileRec) error {
+func (r *syncRun) write(rel string, rd io.Reader, rec *fileRec, h hash.Hash) error {
 	if err := r.ensureParent(rel); err != nil {
 		return err
 	}
@@ -491,8 +504,8 @@ func (r *syncRun) write(rel string, rd io.Reader, rec *fileRec) error {
 		return rootErr(rel, err)
 	}
 	bp := copyBufs.Get().(*[]byte)
-	r.h.Reset()
-	n, err := io.CopyBuffer(io.MultiWriter(f, r.h), rd, *bp)
+	h.Reset()
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), rd, *bp)
 	copyBufs.Put(bp)
 	if err != nil {
 		f.Close()
@@ -511,11 +524,13 @@ func (r *syncRun) write(rel string, rd io.Reader, rec *fileRec) error {
 		return fmt.Errorf("write %s: %w", rel, err)
 	}
 	rec.Size = n
-	rec.Hash = hex.EncodeToString(r.h.Sum(nil))
+	h.Sum(rec.Hash[:0])
 	rec.WC = keyOf(fi)
+	r.mu.Lock()
+	r.written = append(r.written, rel)
 	r.stats.Written++
 	r.stats.Bytes += n
-	r.dirty = true
+	r.mu.Unlock()
 	return nil
 }
 
@@ -531,30 +546,45 @@ func (r *syncRun) clear(rel string) error {
 // replacing non-directories that are in the way.
 func (r *syncRun) ensureParent(rel string) error {
 	dir := path.Dir(rel)
-	if r.made[dir] {
+	r.mu.Lock()
+	done := r.made[dir]
+	r.mu.Unlock()
+	if done {
 		return nil
 	}
 	if err := r.s.wc.MkdirAll(dir, 0o755); err != nil {
-		// Something that is not a directory is in the way: replace it.
-		parts := strings.Split(dir, "/")
-		for i := range parts {
-			d := strings.Join(parts[:i+1], "/")
-			fi, err := r.s.wc.Lstat(d)
-			if err == nil && fi.IsDir() {
-				continue
-			}
-			if err == nil {
-				if err := r.s.wc.Remove(d); err != nil {
-					return rootErr(d, err)
-				}
-			}
-			if err := r.s.wc.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := r.repairDir(dir); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	for d := dir; d != "." && !r.made[d]; d = path.Dir(d) {
+		r.made[d] = true
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// repairDir makes dir a directory when something that is not one is in the
+// way (a file the source turned into a directory).
+func (r *syncRun) repairDir(dir string) error {
+	r.mu.Lock() // one repair at a time
+	defer r.mu.Unlock()
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		d := strings.Join(parts[:i+1], "/")
+		fi, err := r.s.wc.Lstat(d)
+		if err == nil && fi.IsDir() {
+			continue
+		}
+		if err == nil {
+			if err := r.s.wc.Remove(d); err != nil {
 				return rootErr(d, err)
 			}
 		}
-	}
-	for d := dir; d != "." && !r.made[d]; d = path.Dir(d) {
-		r.made[d] = true
+		if err := r.s.wc.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return rootErr(d, err)
+		}
 	}
 	return nil
 }
@@ -622,6 +652,7 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 	m := sandbox.Manifest{}
 	seen := make(map[string]bool, len(s.st.Hashes))
 	changed := false
+	files := s.st.Files
 	h := sha256.New()
 	n := 0
 	werr := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
@@ -651,6 +682,10 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 			return nil
 		}
 		key := keyOf(fi)
+		if rec := files[rel]; rec != nil && rec.Link == "" && rec.WC == key {
+			m[rel] = sandbox.FileState{Size: fi.Size(), Mode: fi.Mode().Perm(), Hash: rec.Hash.String()}
+			return nil
+		}
 		seen[rel] = true
 		hr, ok := s.st.Hashes[rel]
 		if !ok || hr.Key != key {
@@ -670,7 +705,7 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 			s.st.Hashes[rel] = hr
 			changed = true
 		}
-		m[rel] = sandbox.FileState{Size: fi.Size(), Mode: fi.Mode().Perm(), Hash: hr.Hash}
+		m[rel] = sandbox.FileState{Size: fi.Size(), Mode: fi.Mode().Perm(), Hash: hr.Hash.String()}
 		return nil
 	})
 	if werr != nil {

@@ -16,8 +16,8 @@ import (
 // answer) is sent, alternately, through Server.Run (event stream, progress,
 // permission handling, final resynchronisation) and as the bare minimum of
 // raw HTTP calls to the same server (POST /session, then the synchronous
-// POST /session/{id}/message). Reported: the medians of both and their
-// ratio; the goal is a ratio ≤ 1.05.
+// POST /session/{id}/message). Reported: the medians of both and the
+// median of the paired ratios; the goal is a ratio ≤ 1.05.
 //
 //	go test -run '^$' -bench RunOverhead -benchtime 15x ./agent/opencode
 func BenchmarkRunOverhead(b *testing.B) {
@@ -77,10 +77,16 @@ func BenchmarkRunOverhead(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	md, mb := median(drv), median(base)
-	b.ReportMetric(float64(md.Milliseconds()), "driver-ms")
-	b.ReportMetric(float64(mb.Milliseconds()), "raw-ms")
-	b.ReportMetric(float64(md)/float64(mb), "ratio")
+	// The ratio is the median of each pair's ratio (a pair ran back to
+	// back, so it shares the machine's load of the moment).
+	ratios := make([]float64, len(drv))
+	for i := range drv {
+		ratios[i] = float64(drv[i]) / float64(base[i])
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(float64(median(drv).Milliseconds()), "driver-ms")
+	b.ReportMetric(float64(median(base).Milliseconds()), "raw-ms")
+	b.ReportMetric(ratios[len(ratios)/2], "ratio")
 }
 
 func median(ds []time.Duration) time.Duration {

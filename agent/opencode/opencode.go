@@ -44,7 +44,7 @@ const (
 	DefaultRequestTimeout = 30 * time.Second
 	DefaultAbortTimeout   = 15 * time.Second
 	DefaultContextLimit   = 128000
-	DefaultOutputLimit    = 16384
+	DefaultOutputLimit    = 8192
 	// DefaultServerLifetime bounds how long one `opencode serve` may run
 	// (the sandbox's command timeout); a [Pool] starts a new one after it.
 	DefaultServerLifetime = 24 * time.Hour

@@ -629,6 +629,29 @@ func TestRealOpenCode(t *testing.T) {
 		}
 	})
 
+	t.Run("CancelWhileAsking", func(t *testing.T) {
+		const prompt = "Ask, then be cancelled"
+		e.script(prompt, &fakeopenrouter.Script{
+			Steps:     []fakeopenrouter.Step{step("bash", map[string]any{"command": "echo never", "description": "Wait"})},
+			FinalText: "Never.",
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		handlerDone := make(chan error, 1)
+		rec := &recorder{}
+		h := &blockingHandler{recorder: rec, asked: cancel, done: handlerDone}
+		res, err := e.srv.Run(ctx, Task{Prompt: prompt}, h)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("run: %v", err)
+		}
+		if herr := <-handlerDone; !errors.Is(herr, context.Canceled) {
+			t.Errorf("the handler's context: %v", herr)
+		}
+		if len(res.Commands) != 1 || res.Commands[0].ExitCode != nil {
+			t.Errorf("commands %+v", res.Commands)
+		}
+	})
+
 	t.Run("SubAgent", func(t *testing.T) {
 		const prompt = "Delegate the work"
 		const childPrompt = "Sub-task: write c.txt and say hello"
@@ -756,6 +779,21 @@ func TestRealOpenCode(t *testing.T) {
 			t.Errorf("%d permission requests, want 4: %+v", len(rec.perms), rec.perms)
 		}
 	})
+}
+
+// blockingHandler asks forever: it cancels the run when asked and reports
+// how its own context ended.
+type blockingHandler struct {
+	*recorder
+	asked context.CancelFunc
+	done  chan error
+}
+
+func (h *blockingHandler) Permission(ctx context.Context, req PermissionRequest) (Reply, error) {
+	h.asked()
+	<-ctx.Done()
+	h.done <- ctx.Err()
+	return ReplyOnce, nil
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -72,6 +72,7 @@ type run struct {
 	log *slog.Logger
 
 	main     string          // the session's id
+	dir      string          // the session's directory as OpenCode sees the working copy
 	sessions map[string]bool // main and its sub-agent sessions
 	roles    map[string]string
 	infos    map[string]messageInfo
@@ -142,6 +143,7 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 		return nil, errors.New("opencode: run: the event stream did not connect")
 	}
 	r.main = sess.ID
+	r.dir = strings.TrimSuffix(sess.Directory, "/")
 	r.sessions[sess.ID] = true
 	r.log = r.log.With("session", sess.ID)
 	if sess.Directory != "" && sess.Directory != r.s.sb.Root() {
@@ -158,6 +160,12 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	body.Model.ProviderID = ProviderID
 	body.Model.ModelID = r.s.cfg.Model
 	if err := r.s.do(ctx, http.MethodPost, "/session/"+url.PathEscape(r.main)+"/prompt_async", body, nil); err != nil {
+		if ctx.Err() != nil {
+			// The prompt may have arrived: make sure the turn stops.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.cfg.RequestTimeout)
+			_ = r.s.do(actx, http.MethodPost, "/session/"+url.PathEscape(r.main)+"/abort", nil, nil)
+			cancel()
+		}
 		return nil, fmt.Errorf("opencode: send the prompt: %w", err)
 	}
 	r.lastSeen = time.Now()
@@ -580,11 +588,16 @@ func (r *run) rel(p string) string {
 		return path.Clean(p)
 	}
 	p = path.Clean(p)
-	if p == root {
-		return "."
-	}
-	if strings.HasPrefix(p, root+"/") {
-		return p[len(root)+1:]
+	for _, root := range []string{root, r.dir} {
+		if root == "" {
+			continue
+		}
+		if p == root {
+			return "."
+		}
+		if strings.HasPrefix(p, root+"/") {
+			return p[len(root)+1:]
+		}
 	}
 	return p
 }

@@ -309,6 +309,9 @@ func (s *Server) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("opencode: %s %s: %w", method, path, cerr)
+		}
 		return fmt.Errorf("opencode: %s %s: %s", method, path, s.red.Replace(unwrapURLError(err).Error()))
 	}
 	defer resp.Body.Close()

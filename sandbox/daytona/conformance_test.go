@@ -1,6 +1,7 @@
 package daytona
 
 import (
+	"os"
 	"testing"
 
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
@@ -25,5 +26,22 @@ func TestConformanceSplitFrames(t *testing.T) {
 	}
 	sandboxtest.Run(t, func(t *testing.T) sandbox.Provider {
 		return newProvider(t, newFake(t, fakedaytona.Options{LogFrameSize: 5, TextLogFrames: true, StartAfterPolls: 3}), nil)
+	})
+}
+
+// TestConformanceLive runs the suite against the real Daytona when
+// DAYTONA_LIVE_TEST=1 and DAYTONA_API_KEY are set (DAYTONA_API_URL and
+// DAYTONA_TOOLBOX_URL are honoured). Every subtest creates a sandbox and
+// deletes it at its end.
+func TestConformanceLive(t *testing.T) {
+	if os.Getenv("DAYTONA_LIVE_TEST") != "1" || os.Getenv("DAYTONA_API_KEY") == "" {
+		t.Skip("set DAYTONA_LIVE_TEST=1 and DAYTONA_API_KEY to run against the real Daytona")
+	}
+	sandboxtest.Run(t, func(t *testing.T) sandbox.Provider {
+		p, err := New(OptionsFromEnv())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	})
 }

@@ -169,7 +169,7 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 		defer func() { s.releaseSession(ss, reusable) }()
 	}
 	if dirErr == nil && rel != "." {
-		switch strings.TrimSpace(dirCheck) {
+		switch lastLines(dirCheck, 1) {
 		case checkOK:
 		case checkEscape:
 			dirErr = fmt.Errorf("Dir %q: %w", c.Dir, sandbox.ErrPathEscape)

@@ -106,8 +106,8 @@ const (
 // directory), else ok.
 func (s *Sandbox) checkScript(rel string, wantDir bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "R=$(cd %s && pwd -P) || { echo %s; exit 0; }\n", shq(s.root), checkMissing)
-	fmt.Fprintf(&b, "t=$(realpath -m -- %s) || { echo %s; exit 0; }\n", shq(s.root+"/"+rel), checkMissing)
+	fmt.Fprintf(&b, "R=$(cd %s 2>/dev/null && pwd -P) || { echo %s; exit 0; }\n", shq(s.root), checkMissing)
+	fmt.Fprintf(&b, "t=$(realpath -m -- %s 2>/dev/null) || { echo %s; exit 0; }\n", shq(s.root+"/"+rel), checkMissing)
 	fmt.Fprintf(&b, "case \"$t\" in \"$R\"|\"$R\"/*) ;; *) echo %s; exit 0;; esac\n", checkEscape)
 	if wantDir {
 		fmt.Fprintf(&b, "[ -d \"$t\" ] || { [ -e \"$t\" ] && echo %s || echo %s; exit 0; }\n", checkNotDir, checkMissing)
@@ -154,7 +154,7 @@ func (s *Sandbox) ReadFile(ctx context.Context, name string) ([]byte, error) {
 	if checkEr != nil {
 		return nil, s.opErr(op, checkEr)
 	}
-	switch strings.TrimSpace(check) {
+	switch lastLines(check, 1) {
 	case checkOK:
 	case checkEscape:
 		return nil, s.opErr(op, fmt.Errorf("%q: %w", name, sandbox.ErrPathEscape))
@@ -206,8 +206,8 @@ func (s *Sandbox) WriteFile(ctx context.Context, name string, data []byte, mode 
 	full := s.root + "/" + rel
 	var b strings.Builder
 	fmt.Fprintf(&b, "T=%s\n", shq(tmp))
-	fmt.Fprintf(&b, "R=$(cd %s && pwd -P) || { rm -f \"$T\"; echo %s; exit 0; }\n", shq(s.root), checkMissing)
-	fmt.Fprintf(&b, "t=$(realpath -m -- %s) || { rm -f \"$T\"; echo %s; exit 0; }\n", shq(full), checkMissing)
+	fmt.Fprintf(&b, "R=$(cd %s 2>/dev/null && pwd -P) || { rm -f \"$T\"; echo %s; exit 0; }\n", shq(s.root), checkMissing)
+	fmt.Fprintf(&b, "t=$(realpath -m -- %s 2>/dev/null) || { rm -f \"$T\"; echo %s; exit 0; }\n", shq(full), checkMissing)
 	fmt.Fprintf(&b, "case \"$t\" in \"$R\"/*) ;; *) rm -f \"$T\"; echo %s; exit 0;; esac\n", checkEscape)
 	fmt.Fprintf(&b, "[ -d \"$t\" ] && { rm -f \"$T\"; echo %s; exit 0; }\n", checkNotFile)
 	fmt.Fprintf(&b, "mkdir -p -- \"$(dirname -- \"$t\")\" && chmod %o \"$T\" && mv -f -- \"$T\" \"$t\" || { rm -f \"$T\"; exit 1; }\n", perm)
@@ -216,7 +216,7 @@ func (s *Sandbox) WriteFile(ctx context.Context, name string, data []byte, mode 
 	if err != nil {
 		return s.opErr(op, err)
 	}
-	switch strings.TrimSpace(out) {
+	switch lastLines(out, 1) {
 	case checkOK:
 		return nil
 	case checkEscape:

@@ -96,7 +96,7 @@
        (init (e2e-get e2e-scenario "initializationOptions"))
        (contact `(,(getenv "E2E_SERVER") ,@args ,@(and init (list :initializationOptions init)))))
   (setq eglot-server-programs (list (cons (mapcar #'cdr e2e-modes) contact))))
-(setq eglot-sync-connect t eglot-autoshutdown nil eglot-connect-timeout (max 10 (ceiling e2e-timeout))
+(setq eglot-sync-connect t eglot-autoshutdown nil eglot-connect-timeout (max 1 (ceiling e2e-timeout))
       jsonrpc-default-request-timeout (ceiling e2e-timeout)
       eglot-confirm-server-initiated-edits nil  ; 1.9
       eglot-confirm-server-edits nil            ; 1.17

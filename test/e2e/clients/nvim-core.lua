@@ -208,7 +208,9 @@ return function(A)
     cmd = vim.list_extend({ getenv('E2E_SERVER') }, vim.json.decode(getenv('E2E_SERVER_ARGS') or '[]')),
     init_options = opt(scenario.initializationOptions), settings = opt(scenario.configuration) or dict(),
     on_exit = function(code, signal) report.serverExit = { code = code, signal = signal } end,
+    timeout = timeout,
   }
+  cfg.exited = function() return report.serverExit ~= nil end
 
   local steps = {}
   function steps.open(s)
@@ -337,6 +339,11 @@ return function(A)
     local log = getenv('E2E_LOG')
     if log and log ~= '' and vim.fn.filereadable(A.log_path()) == 1 then
       vim.fn.writefile(vim.fn.readfile(A.log_path()), log)
+    end
+    if code ~= 0 then
+      -- a server that did not answer must not outlive the editor (0.10+ starts servers in their own session)
+      A.force_stop()
+      vim.wait(2000, function() return report.serverExit ~= nil end, 20)
     end
     if code == 0 then vim.cmd('qall!') else vim.cmd('cquit ' .. code) end
   end

@@ -31,7 +31,7 @@ local function client_config(cfg)
   return config
 end
 
-dofile(here .. 'nvim-core.lua')({
+local adapter = {
   -- 0.11+: configure and enable before the first buffer is opened, as an init.lua would; its FileType
   -- autocommand then starts the client and attaches every buffer of those filetypes.
   prepare = function(cfg)
@@ -50,11 +50,12 @@ dofile(here .. 'nvim-core.lua')({
       vim.lsp.start(config, { bufnr = bufnr })
     end
     local client
-    local ok = vim.wait(20000, function()
+    vim.wait(cfg.timeout, function()
       client = vim.lsp.get_clients({ bufnr = bufnr, name = cfg.name })[1]
-      return client ~= nil and client.initialized == true
+      return (client ~= nil and client.initialized == true) or cfg.exited()
     end, 20)
-    if not ok then error('the server did not start, attach or initialize: see lsp.log', 0) end
+    if cfg.exited() then error('the server exited during start-up: see lsp.log', 0) end
+    if not (client and client.initialized) then error('the server did not start, attach or initialize: see lsp.log', 0) end
     return client
   end,
   request_sync = function(client, method, params, ms, bufnr)
@@ -66,6 +67,9 @@ dofile(here .. 'nvim-core.lua')({
   end,
   unpack_item = function(item) return item.action, item.ctx.client_id end, -- {action, ctx}
   stop = function(client) if has011 then client:stop() else client.stop() end end,
+  force_stop = function()
+    for _, c in ipairs(vim.lsp.get_clients({ _uninitialized = true })) do if has011 then c:stop(true) else c.stop(true) end end
+  end,
   set_log_level = function(level)
     if vim.lsp.log and vim.lsp.log.set_level then vim.lsp.log.set_level(level) else vim.lsp.set_log_level(level) end
   end,
@@ -73,4 +77,11 @@ dofile(here .. 'nvim-core.lua')({
     if vim.lsp.log and vim.lsp.log.get_filename then return vim.lsp.log.get_filename() end
     return vim.lsp.get_log_path()
   end,
-})
+}
+
+-- a Lua error outside the scenario (bad environment, unreadable scenario) must not leave a headless nvim running
+local ok, err = pcall(function() dofile(here .. 'nvim-core.lua')(adapter) end)
+if not ok then
+  io.stderr:write('e2e driver error: ' .. tostring(err) .. '\n')
+  vim.cmd('cquit 2')
+end

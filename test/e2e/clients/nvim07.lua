@@ -11,7 +11,7 @@ end
 local here = debug.getinfo(1, 'S').source:sub(2):match('(.*/)') or './'
 local client_id
 
-dofile(here .. 'nvim-core.lua')({
+local adapter = {
   attach = function(bufnr, cfg)
     if not client_id then
       local capabilities = vim.lsp.protocol.make_client_capabilities()
@@ -30,11 +30,13 @@ dofile(here .. 'nvim-core.lua')({
       if not client_id then error('vim.lsp.start_client failed', 0) end
     end
     vim.lsp.buf_attach_client(bufnr, client_id)
-    local ok = vim.wait(20000, function()
-      local c = vim.lsp.get_client_by_id(client_id)
-      return c ~= nil and c.initialized == true
+    local c
+    vim.wait(cfg.timeout, function()
+      c = vim.lsp.get_client_by_id(client_id)
+      return (c ~= nil and c.initialized == true) or cfg.exited()
     end, 20)
-    if not ok then error('the server did not initialize (or exited): see lsp.log', 0) end
+    if cfg.exited() then error('the server exited during start-up: see lsp.log', 0) end
+    if not (c and c.initialized) then error('the server did not initialize: see lsp.log', 0) end
     return vim.lsp.get_client_by_id(client_id)
   end,
   request_sync = function(client, method, params, ms, bufnr)
@@ -50,6 +52,14 @@ dofile(here .. 'nvim-core.lua')({
   end,
   unpack_item = function(item) return item[2], item[1] end, -- {client_id, action}
   stop = function(client) client.stop() end,
+  force_stop = function() vim.lsp.stop_client(vim.lsp.get_active_clients(), true) end,
   set_log_level = function(level) vim.lsp.set_log_level(level) end,
   log_path = function() return vim.lsp.get_log_path() end,
-})
+}
+
+-- a Lua error outside the scenario (bad environment, unreadable scenario) must not leave a headless nvim running
+local ok, err = pcall(function() dofile(here .. 'nvim-core.lua')(adapter) end)
+if not ok then
+  io.stderr:write('e2e driver error: ' .. tostring(err) .. '\n')
+  vim.cmd('cquit 2')
+end

@@ -219,7 +219,7 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 	// killed and, when processes of the command left it, the rest too.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	if !isolated && !st.Canceled && !st.TimedOut {
-		killTree(procID{}, 0, treeMarker, 0)
+		killTree(procID{pid: -1, start: root.start}, 0, treeMarker, 0)
 	}
 	if isolated {
 		// bubblewrap exits as soon as the command does, while the kernel
@@ -230,7 +230,7 @@ func (s *Sandbox) Exec(ctx context.Context, c sandbox.Cmd) (sandbox.ExitStatus, 
 	}
 	if !waitTimeout(&readers, 100*time.Millisecond) {
 		// Someone outside the group still holds the pipes.
-		killTree(procID{}, pid, treeMarker, 0)
+		killTree(procID{pid: -1, start: root.start}, pid, treeMarker, 0)
 		deadline := time.Now().Add(500 * time.Millisecond)
 		outR.SetReadDeadline(deadline)
 		errR.SetReadDeadline(deadline)

@@ -45,14 +45,23 @@
 // # Commands
 //
 // Every command runs in its own process group with a minimal environment
-// (PATH, HOME, USER, LOGNAME, LANG, LC_ALL, TERM=dumb, TMPDIR, unbuffered and
-// no-pager hints, the toolchain variables above, then [sandbox.Spec.Env] and
-// [sandbox.Cmd.Env]); nothing of the daemon's own environment (API keys)
-// reaches it. On cancel or timeout the whole tree gets SIGTERM, then SIGKILL
-// after [Options.KillGrace]; when the command's main process exits, whatever
-// it left running is killed too. Without bwrap, a process that leaves the
-// group (setsid) is still found by an environment marker unless it also
-// clears its environment; with bwrap the pid namespace leaves nothing behind.
+// (PATH, HOME, USER, LOGNAME, LANG, LC_ALL, TERM=dumb, TMPDIR, NO_COLOR,
+// PYTHONUNBUFFERED and no-pager hints, the toolchain variables above, then
+// [sandbox.Spec.Env] and [sandbox.Cmd.Env]); nothing of the daemon's own
+// environment (API keys) reaches it. Output is read from pipes as it
+// arrives and capped with [sandbox.HeadTail]. On cancel, timeout or Close the
+// whole tree gets SIGTERM, then SIGKILL after [Options.KillGrace]; when the
+// command's main process exits, whatever it left running is killed too, so
+// Exec never returns with a process of the command alive. Without bwrap, a
+// process that leaves the group (setsid) is still found by an environment
+// marker (OPENCODE_LSP_EXEC) unless it also clears its environment; with
+// bwrap the pid namespace leaves nothing behind.
+//
+// [sandbox.Cmd.OnListen] polls (every 150 ms) the TCP sockets in LISTEN state
+// owned by the command's processes. [Sandbox.PreviewURL] is
+// http://127.0.0.1:<port>; under bwrap a port is reachable from the host only
+// while a command with network runs (without network a command has its own
+// network namespace), so PreviewURL fails otherwise.
 package local
 
 import (
@@ -445,7 +454,10 @@ func findToolchains(pathEnv string) toolchains {
 			t.pyenvRoot = r
 		}
 	}
-	cands := filepath.SplitList(pathEnv)
+	var cands []string
+	for _, d := range filepath.SplitList(pathEnv) {
+		cands = append(cands, pathBind(d, t.home))
+	}
 	cands = append(cands, t.goModCache, t.rustupHome, t.pyenvRoot)
 	// A Go installation under HOME needs its whole GOROOT, not just bin.
 	if g, err := lookPath("go", pathEnv); err == nil {
@@ -472,6 +484,26 @@ func findToolchains(pathEnv string) toolchains {
 		t.roBinds = append(t.roBinds, filepath.Clean(c))
 	}
 	return t
+}
+
+// pathBind returns what to bind read-only for a PATH entry under a hidden
+// HOME: the entry's parent when it is a tool's own directory (~/.opencode for
+// ~/.opencode/bin, ~/.npm-global for ~/.npm-global/bin, whose bin holds
+// symlinks into lib/), the entry itself when the parent is HOME or a
+// directory that may hold secrets (~/.local, ~/.cargo, ~/.config).
+func pathBind(entry, home string) string {
+	if home == "" || !within(entry, home) || entry == home {
+		return entry
+	}
+	parent := filepath.Dir(entry)
+	switch filepath.Base(parent) {
+	case ".local", ".cargo", ".config", ".ssh", ".gnupg", ".aws", ".docker", ".kube":
+		return entry
+	}
+	if parent == home || !within(parent, home) {
+		return entry
+	}
+	return parent
 }
 
 // within reports whether p is dir or lies under it (both clean and absolute).

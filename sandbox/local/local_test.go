@@ -93,7 +93,7 @@ func (b *syncBuf) String() string {
 // marked returns the live processes whose environment holds kv.
 func marked(kv string) []proc {
 	var live []proc
-	for _, p := range withEnv(allProcs(), kv) {
+	for _, p := range withEnv(allProcs(), kv, 0) {
 		if alive(p.id()) {
 			live = append(live, p)
 		}
@@ -749,4 +749,62 @@ func TestSandboxID(t *testing.T) {
 		}
 	}
 
+}
+
+func TestPathBind(t *testing.T) {
+	for entry, want := range map[string]string{
+		"/home/u/.opencode/bin":    "/home/u/.opencode",
+		"/home/u/.npm-global/bin":  "/home/u/.npm-global",
+		"/home/u/.local/bin":       "/home/u/.local/bin",
+		"/home/u/.cargo/bin":       "/home/u/.cargo/bin",
+		"/home/u/bin":              "/home/u/bin",
+		"/home/u/go/bin":           "/home/u/go",
+		"/usr/local/go/bin":        "/usr/local/go/bin",
+		"/home/u/.pyenv/shims":     "/home/u/.pyenv",
+		"/home/u/a/b/c/bin":        "/home/u/a/b/c",
+		"/home/u":                  "/home/u",
+		"/home/u/.config/tool/bin": "/home/u/.config/tool",
+	} {
+		if got := pathBind(entry, "/home/u"); got != want {
+			t.Errorf("pathBind(%q) = %q; want %q", entry, got, want)
+		}
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	p := newTestProvider(t, IsolationNone)
+	sb, ws := openTest(t, p, map[string]string{"a.txt": "a\n"})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var out syncBuf
+			st, err := sb.Exec(ctx, sandbox.Cmd{Shell: fmt.Sprintf("echo %d; cat a.txt >/dev/null", i), Stdout: &out})
+			if err != nil || st.Code != 0 || out.String() != fmt.Sprintf("%d\n", i) {
+				errs <- fmt.Errorf("exec %d: %+v %v %q", i, st, err, out.String())
+			}
+		}(i)
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			name := fmt.Sprintf("f%d.txt", i)
+			if err := sb.WriteFile(ctx, name, []byte(name), 0); err != nil {
+				errs <- err
+			}
+			if _, _, err := sb.Sync(ctx, sandbox.Source{Root: ws}); err != nil {
+				errs <- err
+			}
+			if _, err := sb.Manifest(ctx); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

@@ -116,13 +116,17 @@ func tree(procs []proc, root, pgid int) []proc {
 	return out
 }
 
-// withEnv returns the processes whose environment holds the exact entry
-// kv ("NAME=value"); it finds commands that left their process group and
-// session (setsid) as long as they kept their environment.
-func withEnv(procs []proc, kv string) []proc {
+// withEnv returns the processes started at or after minStart whose
+// environment holds the exact entry kv ("NAME=value"); it finds commands
+// that left their process group and session (setsid) as long as they kept
+// their environment.
+func withEnv(procs []proc, kv string, minStart uint64) []proc {
 	var out []proc
 	needle := append([]byte(kv), 0)
 	for _, p := range procs {
+		if p.start < minStart {
+			continue
+		}
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/environ")
 		if err != nil {
 			continue
@@ -161,7 +165,7 @@ func killTree(root procID, pgid int, marker string, grace time.Duration) int {
 			set[p.id()] = p
 		}
 		if marker != "" {
-			for _, p := range withEnv(ps, marker) {
+			for _, p := range withEnv(ps, marker, root.start) {
 				set[p.id()] = p
 			}
 		}

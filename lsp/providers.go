@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
+	"github.com/opencode-lsp/opencode-lsp/sandbox/daytona"
 	"github.com/opencode-lsp/opencode-lsp/sandbox/e2b"
 	"github.com/opencode-lsp/opencode-lsp/sandbox/local"
 )
@@ -36,7 +37,20 @@ func DefaultProviders(log *slog.Logger, getenv func(string) string) ProviderFact
 			}
 			return e2b.NewProvider(cfg)
 		case "daytona":
-			return nil, fmt.Errorf("the daytona sandbox is not available yet in this version of opencode-lsp")
+			o := daytona.Options{
+				APIKey: getenv("DAYTONA_API_KEY"), APIURL: firstNonEmpty(getenv("DAYTONA_API_URL"), getenv("DAYTONA_SERVER_URL")),
+				ToolboxURL: getenv("DAYTONA_TOOLBOX_URL"), Target: getenv("DAYTONA_TARGET"),
+				Logger: log.With("sandbox", "daytona"),
+			}
+			override(&o.APIKey, st.Daytona.APIKey)
+			override(&o.APIURL, st.Daytona.APIURL)
+			override(&o.ToolboxURL, st.Daytona.ToolboxURL)
+			override(&o.Target, st.Daytona.Target)
+			override(&o.Snapshot, st.Daytona.Snapshot)
+			if o.APIKey == "" {
+				return nil, fmt.Errorf("DAYTONA_API_KEY is required for the daytona sandbox: set the environment variable or the opencode.daytona.apiKey setting")
+			}
+			return daytona.New(o)
 		}
 		return nil, fmt.Errorf("unknown sandbox %q: want local, e2b or daytona", name)
 	}

@@ -328,6 +328,11 @@ func TestOnListen(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 not installed")
 	}
+	t.Run("network", func(t *testing.T) { testOnListen(t, true) })
+	t.Run("no-network", func(t *testing.T) { testOnListen(t, false) })
+}
+
+func testOnListen(t *testing.T, network bool) {
 	modes(t, func(t *testing.T, iso Isolation) {
 		sb, _ := openTest(t, newTestProvider(t, iso), nil)
 		// Also a listener of the host that the command does not own: it must
@@ -348,7 +353,7 @@ func TestOnListen(t *testing.T) {
 			_, err := sb.Exec(ctx, sandbox.Cmd{
 				Shell:    `python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(600)'`,
 				Stdout:   out,
-				Network:  true,
+				Network:  network,
 				OnListen: func(p int) { ports <- p },
 			})
 			done <- err

@@ -175,6 +175,7 @@ func required(name string) bool {
 type runOpts struct {
 	encoding string // E2E_ENCODING: the only encoding the client offers ("" = its default)
 	mode     string // E2E_MODE
+	env      []string
 	// prepare may change the workspace copy before the client starts.
 	prepare func(t *testing.T, ws string)
 }
@@ -185,7 +186,13 @@ type run struct {
 	ws     string        // the workspace copy
 	dir    string        // run directory: report, logs
 	logs   func() string // the driver's output, the client's and the server's logs, for failure messages
+
+	home, reportPath, clientLogPath, serverLogPath string
 }
+
+func (r *run) serverLog() string  { return readFile(r.serverLogPath) }
+func (r *run) clientLog() string  { return readFile(clientLogPath(r.clientLogPath, r.home)) }
+func (r *run) reportText() string { return readFile(r.reportPath) }
 
 // runClient runs scenario (a file under scenarios/) with client c in a fresh
 // copy of testdata/ws and returns the report. It skips when c is not
@@ -239,6 +246,7 @@ func runClient(t *testing.T, c *client, scenario string, o runOpts) *run {
 	)
 	env = append(env, goEnv...)
 	env = append(env, extraEnv...)
+	env = append(env, o.env...)
 
 	// The drivers bound every wait themselves (20 s); this only catches a client that hangs outright.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -254,7 +262,7 @@ func runClient(t *testing.T, c *client, scenario string, o runOpts) *run {
 	err := cmd.Run()
 	elapsed := time.Since(start)
 
-	r := &run{ws: ws, dir: dir}
+	r := &run{ws: ws, dir: dir, home: home, reportPath: reportPath, clientLogPath: clientLog, serverLogPath: serverLog}
 	rep, rerr := readReport(reportPath)
 	r.report = rep
 	logs := func() string {

@@ -119,7 +119,7 @@ type Progress struct {
 	Kind       string          `json:"kind"`
 	Title      string          `json:"title"`
 	Message    string          `json:"message"`
-	Percentage *float64        `json:"percentage"`
+	Percentage json.RawMessage `json:"percentage"`
 }
 
 // ShowMessage is a window/showMessage notification.

@@ -129,8 +129,8 @@
                   (let ((v (plist-get params :value)))
                     (e2e-push e2e-lists "progress"
                               (e2e-obj "token" (plist-get params :token) "kind" (plist-get v :kind)
-                                       "title" (plist-get v :title) "message" (plist-get v :message)
-                                       "percentage" (plist-get v :percentage)))))
+                                       "title" (or (plist-get v :title) :null) "message" (or (plist-get v :message) :null)
+                                       "percentage" (or (plist-get v :percentage) :null)))))
                  ((equal m "textDocument/publishDiagnostics")
                   (puthash (e2e-rel (plist-get params :uri)) (plist-get params :diagnostics)
                            (gethash "publishedDiagnostics" e2e-report)))
@@ -185,7 +185,8 @@
           (error "Unexpected prompt in batch mode: %s" prompt))
         (let ((titles (mapcar (lambda (x) (if (consp x) (car x) x)) collection)))
           (if e2e-menu-choice
-              (or (car (member e2e-menu-choice titles)) (error "No menu entry %s" e2e-menu-choice))
+              (prog1 (or (car (member e2e-menu-choice titles)) (error "No menu entry %s" e2e-menu-choice))
+                (setq e2e-menu-choice nil)) ; the menu is answered; prompts while the action runs are the server's
             (let ((chosen nil))
               (cl-loop for rule across (or (e2e-get e2e-scenario "responses" "showMessageRequest") [])
                        for match = (gethash "match" rule)

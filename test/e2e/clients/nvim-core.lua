@@ -132,8 +132,12 @@ return function(A)
     if orig_exec_handler then return orig_exec_handler(err, result, ctx, config) end
   end
   local orig_notify = vim.notify
+  local refusals = {} -- Neovim's own warnings and errors (not the server's "LSP[...]" messages)
   vim.notify = function(msg, level, o)
     table.insert(report.editorMessages, tostring(msg))
+    if level and level >= vim.log.levels.WARN and not tostring(msg):find('^LSP%[') then
+      table.insert(refusals, tostring(msg))
+    end
     if level and level >= vim.log.levels.WARN then return orig_notify(msg, level, o) end
   end
 
@@ -266,11 +270,10 @@ return function(A)
       if not chosen then error('no code action titled ' .. s.choose, 0) end
       local a = A.unpack_item(chosen)
       res.command = type(a.command) == 'string' and a.command or (a.command and a.command.command) or vim.NIL
-      local before = #command_responses
-      n_msgs = #report.editorMessages
+      local before, n_refusals = #command_responses, #refusals
       offered.on_choice(chosen) -- Neovim runs the action its own way (workspace/executeCommand, or a refusal)
       wait('the chosen code action to run', timeout, function()
-        return #command_responses > before or #report.editorMessages > n_msgs
+        return #command_responses > before or #refusals > n_refusals
       end)
       local r = command_responses[before + 1]
       if r and r.err then
@@ -278,7 +281,7 @@ return function(A)
       elseif r then
         res.result = r.result == nil and vim.NIL or r.result
       else
-        res.error = { code = vim.NIL, message = 'neovim: ' .. report.editorMessages[n_msgs + 1] }
+        res.error = { code = vim.NIL, message = 'neovim: ' .. refusals[n_refusals + 1] }
       end
     end
   end

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opencode-lsp/opencode-lsp/agent/openrouter/fakeopenrouter"
+	"github.com/opencode-lsp/opencode-lsp/lsp/command"
+)
+
+// chatKey is the OpenRouter key the server gets from its environment; it must
+// never show up in a log, a report or a message.
+const chatKey = "sk-or-v1-e2e-secret-0123456789abcdef"
+
+// chatAnswer is what the fake model streams, in these chunks.
+var chatAnswer = []string{"Short answer: ", "é😀 takes ", "six bytes in UTF-8."}
+
+// TestChat runs scenarios/chat.json in every client and encoding against the
+// spec-faithful OpenRouter fake: code actions chosen in the client's own menu
+// run opencode.explain and opencode.chat, a question comes from
+// window/showMessageRequest, and the answer streams as opencode/chatDelta with
+// progress. The selections the clients computed must reach the model as
+// exactly the selected text — the server's é😀 mapping in each encoding.
+func TestChat(t *testing.T) {
+	line, text := emojiLine(t)
+	for _, c := range clients {
+		for i, enc := range c.encodings {
+			offer := enc
+			if i == 0 {
+				offer = ""
+			}
+			t.Run(c.name+"/"+enc, func(t *testing.T) {
+				t.Parallel()
+				fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
+				fake.SetHandler(func(fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
+					return fakeopenrouter.Reply{Chunks: chatAnswer}
+				})
+				r := runClient(t, c, "chat.json", runOpts{encoding: offer, env: []string{
+					"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
+				}})
+				checkChat(t, r, fake, enc, line, text)
+			})
+		}
+	}
+}
+
+func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, line int, lineText string) {
+	t.Helper()
+	rep := r.report
+	defer func() {
+		if t.Failed() {
+			t.Log(r.logs())
+		}
+	}()
+	answer := strings.Join(chatAnswer, "")
+
+	// the three commands answered with the streamed text, each in a thread of its own
+	threads := map[string]string{}
+	for id, cmd := range map[string]string{"explain": command.Explain, "ask": command.Chat, "chat": command.Chat} {
+		res := rep.Results[id]
+		if res.Command != cmd {
+			t.Errorf("%s ran %q, want %s", id, res.Command, cmd)
+		}
+		if res.Error != nil {
+			t.Errorf("%s failed: %+v", id, res.Error)
+			continue
+		}
+		var cr command.ChatResult
+		if err := json.Unmarshal(res.Result, &cr); err != nil || cr.Text != answer || cr.ThreadID == "" || cr.Model == "" {
+			t.Errorf("%s result %s (%v): want text %q, a threadId and the model", id, res.Result, err, answer)
+			continue
+		}
+		threads[cr.ThreadID] = id
+	}
+	if len(threads) != 3 {
+		t.Errorf("thread ids %v: want three distinct threads", threads)
+	}
+
+	// every answer streamed as opencode/chatDelta, in order
+	streamed := map[string]string{}
+	for _, raw := range rep.Notifications["opencode/chatDelta"] {
+		var d struct {
+			ThreadID string `json:"threadId"`
+			RunID    string `json:"runId"`
+			Delta    string `json:"delta"`
+		}
+		if err := json.Unmarshal(raw, &d); err != nil || d.RunID == "" {
+			t.Errorf("opencode/chatDelta %s: %v (want threadId, runId, delta)", raw, err)
+			continue
+		}
+		streamed[d.ThreadID] += d.Delta
+	}
+	for thread, id := range threads {
+		if streamed[thread] != answer {
+			t.Errorf("%s: deltas of thread %s add up to %q, want %q", id, thread, streamed[thread], answer)
+		}
+	}
+
+	// Ask had no prompt: the question came from window/showMessageRequest
+	if len(rep.ShowMessageRequests) != 1 || rep.ShowMessageRequests[0].Chosen == nil ||
+		*rep.ShowMessageRequests[0].Chosen != "Are there bugs in this code?" {
+		t.Errorf("showMessageRequests = %+v, want one, answered with a canned question", rep.ShowMessageRequests)
+	} else if smr := rep.ShowMessageRequests[0]; !slices.Contains(smr.Actions, "What does this code do?") {
+		t.Errorf("showMessageRequest actions %v lack the canned questions", smr.Actions)
+	}
+
+	// what reached the model: the selections exactly as the user made them in the client
+	var explainSel, askSel, whole []string
+	for _, req := range fake.ChatRequests() {
+		if len(req.Messages) == 0 {
+			continue
+		}
+		user := req.Messages[len(req.Messages)-1].Text()
+		sel, hasSel := selectionIn(user, line+1)
+		switch {
+		case strings.Contains(user, "Are there bugs in this code?"):
+			askSel = append(askSel, sel)
+		case strings.Contains(user, "How many bytes does the string on line 6 take?"):
+			if hasSel || !strings.Contains(user, "The whole file:") {
+				t.Errorf("opencode.chat without a range sent %q, want the whole file", user)
+			}
+			whole = append(whole, user)
+		case hasSel:
+			explainSel = append(explainSel, sel)
+		}
+	}
+	wantAsk := lineText[strings.Index(lineText, "return"):]
+	if len(explainSel) != 1 || explainSel[0] != "é😀" {
+		t.Errorf("Explain on é😀 (%s) sent the selections %q, want exactly [\"é😀\"]", enc, explainSel)
+	}
+	if len(askSel) != 1 || askSel[0] != wantAsk {
+		t.Errorf("Ask on %q (%s) sent the selections %q", wantAsk, enc, askSel)
+	}
+	if len(whole) != 1 {
+		t.Errorf("%d opencode.chat requests about the whole file, want 1", len(whole))
+	}
+
+	// progress for clients that support it, begun and ended for every run
+	if rep.Client.Version != "emacs 28.2, eglot 1.9" { // eglot 1.9 has no window.workDoneProgress
+		begun := map[string]int{}
+		ended := 0
+		for _, p := range rep.Progress {
+			switch p.Kind {
+			case "begin":
+				begun[p.Title]++
+			case "end":
+				ended++
+			}
+		}
+		if begun["OpenCode: Explain"] != 1 || begun["OpenCode: Chat"] != 2 || ended != 3 {
+			t.Errorf("progress begun %v, ended %d; want Explain once, Chat twice, three ends", begun, ended)
+		}
+	}
+
+	// a short answer is also shown as a message (clients that do not render chatDelta still see it)
+	shown := 0
+	for _, m := range rep.ShowMessages {
+		if m.Message == answer {
+			shown++
+		}
+	}
+	if shown != 3 {
+		t.Errorf("the answer was shown %d times in window/showMessage (%+v), want 3", shown, rep.ShowMessages)
+	}
+
+	// the key went to OpenRouter only
+	for _, req := range fake.Requests() {
+		if got := req.Header.Get("Authorization"); got != "Bearer "+chatKey {
+			t.Errorf("request to %s carried Authorization %q", req.Path, got)
+		}
+	}
+	for name, s := range map[string]string{"server log": r.serverLog(), "client log": r.clientLog(), "report": r.reportText()} {
+		if strings.Contains(s, chatKey) {
+			t.Errorf("the OpenRouter key appears in the %s", name)
+		}
+	}
+}
+
+// selectionIn returns the selection the chat context shows for a selection
+// starting on (1-based) line, and whether there is one.
+func selectionIn(user string, line int) (string, bool) {
+	head := "The selection (from line " + itoa(line) + "):\n"
+	i := strings.Index(user, head)
+	if i < 0 {
+		return "", false
+	}
+	rest := user[i+len(head):]
+	nl := strings.IndexByte(rest, '\n') // the opening fence
+	if nl < 0 {
+		return "", false
+	}
+	fence := rest[:strings.IndexFunc(rest, func(r rune) bool { return r != '`' })]
+	body := rest[nl+1:]
+	end := strings.Index(body, "\n"+fence+"\n")
+	if end < 0 {
+		return "", false
+	}
+	return body[:end], true
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

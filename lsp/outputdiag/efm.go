@@ -14,6 +14,7 @@ import (
 type rule struct {
 	src  string
 	efm  *errorformat.Efm
+	fast *fastRule // the same expression without regexp, when possible
 	kind kind // what the line means to the format's handler
 	// owner is the index of the sub-format the rule comes from ("auto").
 	owner int
@@ -24,6 +25,9 @@ type rule struct {
 
 	lead    string   // literal the line must start with
 	needles []string // literals the line must contain
+	// first, when not empty, holds every byte a matching line can start
+	// with (from a leading %*[ ] or %*\s).
+	first string
 }
 
 // compileRule compiles one errorformat line with errorformat.NewEfm and
@@ -33,7 +37,7 @@ func compileRule(src string, k kind) (rule, error) {
 	if err != nil {
 		return rule{}, fmt.Errorf("errorformat %q: %w", src, err)
 	}
-	r := rule{src: src, efm: efm, kind: k}
+	r := rule{src: src, efm: efm, kind: k, fast: compileFast(src)}
 	r.analyze()
 	return r, nil
 }
@@ -49,6 +53,9 @@ func (r *rule) multiline() bool {
 // (FuzzPrefilter checks this against errorformat itself).
 func (r *rule) mayMatch(line string) bool {
 	if !strings.HasPrefix(line, r.lead) {
+		return false
+	}
+	if r.first != "" && (line == "" || strings.IndexByte(r.first, line[0]) < 0) {
 		return false
 	}
 	for _, n := range r.needles {
@@ -125,12 +132,23 @@ func (r *rule) analyze() {
 			flush()
 		case c == '*':
 			body.WriteString("%*")
+			atStart := leading && len(run) == 0
 			flush()
 			if i+1 < len(s) && s[i+1] == '[' {
+				start := i + 2
 				for i < len(s) && s[i] != ']' {
 					i++
 				}
+				// A plain class (no ranges, negation or escapes) at the
+				// start of the expression: the line starts with one of
+				// its bytes.
+				if class := s[min(start, len(s)):min(i, len(s))]; atStart && class != "" && !strings.ContainsAny(class, "^-\\[:") {
+					r.first = class
+				}
 			} else {
+				if atStart && i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 's' {
+					r.first = " \t\n\v\f\r"
+				}
 				i += 2 // %*\s and the like: the backslash and its character
 			}
 		case (c == '+' || c == '-') && i+1 < len(s) && strings.IndexByte("DXAEWICZGOPQ", s[i+1]) >= 0:
@@ -186,6 +204,17 @@ func compileRules(srcs []string, kinds []kind) ([]rule, error) {
 	return rules, nil
 }
 
+// match runs the rule's expression on line: the fast form when it has one
+// and it can decide, errorformat's otherwise.
+func (r *rule) match(line string) *errorformat.Match {
+	if r.fast != nil {
+		if m, ok := r.fast.match(line); ok {
+			return m
+		}
+	}
+	return r.efm.Match(line)
+}
+
 // matchLine returns the first rule (in order, as errorformat tries them)
 // whose expression matches line, and its match; (-1, nil) when none does.
 // A rule that only ignores lines (%-…) or matches everything returns a nil
@@ -200,7 +229,7 @@ func matchLine(rules []rule, line string) (int, *errorformat.Match) {
 		if !r.mayMatch(line) {
 			continue
 		}
-		if m := r.efm.Match(line); m != nil {
+		if m := r.match(line); m != nil {
 			if r.minus {
 				return i, nil
 			}

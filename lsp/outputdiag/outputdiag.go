@@ -42,6 +42,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -451,7 +452,7 @@ func (fd *feeder) boundary(line string) bool {
 	matched := false
 	for i := range fd.rules {
 		r := &fd.rules[i]
-		if !r.catchAll && (!r.mayMatch(line) || r.efm.Match(line) == nil) {
+		if !r.catchAll && (!r.mayMatch(line) || r.match(line) == nil) {
 			continue
 		}
 		if r.prefix == 'C' || r.prefix == 'Z' {
@@ -633,7 +634,7 @@ func (p *parser) emit(d *diag) {
 	// Duplicates (tools that print a finding twice) are detected on the
 	// printed location, so that no conversion is needed past the cap and
 	// the set stops growing there.
-	key := fmt.Sprintf("%s\x00%d:%d:%d:%d:%d\x00%v\x00%s", rel, d.at.line, d.at.col, d.at.endLine, d.at.endCol, d.at.unit, d.sev, msg)
+	key := dedupKey(rel, d, msg)
 	if _, dup := p.seen[key]; dup {
 		return
 	}
@@ -664,6 +665,19 @@ func (p *parser) emit(d *diag) {
 	u := p.uriOf(rel)
 	p.count++
 	p.res.ByURI[u] = append(p.res.ByURI[u], pd)
+}
+
+// dedupKey identifies a diagnostic by its printed location and message.
+func dedupKey(rel string, d *diag, msg string) string {
+	b := make([]byte, 0, len(rel)+len(msg)+32)
+	b = append(b, rel...)
+	for _, n := range [...]int{d.at.line, d.at.col, d.at.endLine, d.at.endCol, int(d.at.unit), int(d.sev)} {
+		b = append(b, 0)
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	b = append(b, 0)
+	b = append(b, msg...)
+	return string(b)
 }
 
 // rangeOf converts a printed location in a workspace file to an LSP range

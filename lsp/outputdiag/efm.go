@@ -15,7 +15,7 @@ type rule struct {
 	src  string
 	efm  *errorformat.Efm
 	fast *fastRule // the same expression without regexp, when possible
-	kind kind // what the line means to the format's handler
+	kind kind      // what the line means to the format's handler
 	// owner is the index of the sub-format the rule comes from ("auto").
 	owner int
 

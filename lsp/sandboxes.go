@@ -162,6 +162,9 @@ func (p *sandboxPool) closeAll(ctx context.Context) error {
 	p.mu.Unlock()
 	var errs []error
 	for _, ps := range all {
+		if err := p.s.agents.Release(ps.sb.ID()); err != nil {
+			p.s.log.Debug("Stopping OpenCode failed", "sandbox", ps.sb.ID(), "err", err)
+		}
 		if err := ps.sb.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("%s sandbox %s: %w", ps.provider, ps.sb.ID(), err))
 		}

@@ -23,6 +23,7 @@ import (
 	"go.lsp.dev/jsonrpc2"
 	"go.lsp.dev/protocol"
 
+	"github.com/opencode-lsp/opencode-lsp/agent/opencode"
 	"github.com/opencode-lsp/opencode-lsp/lsp/position"
 	"github.com/opencode-lsp/opencode-lsp/lsp/protocolx"
 	"github.com/opencode-lsp/opencode-lsp/lsp/redact"
@@ -102,6 +103,7 @@ type Server struct {
 
 	docs      documents
 	sandboxes *sandboxPool
+	agents    *opencode.Pool // one OpenCode server per sandbox
 	diags     *diagnosticSet
 	progress  *progressTracker
 	runs      *runRegistry
@@ -148,6 +150,7 @@ func newServer(opts Options) *Server {
 	s.docs.m = map[protocol.DocumentURI]*document{}
 	s.diags = newDiagnosticSet(s)
 	s.sandboxes = newSandboxPool(s)
+	s.agents = opencode.NewPool()
 	s.progress = newProgressTracker(s)
 	if len(opts.Settings) > 0 {
 		st, problems := ParseSettings(s.settings, opts.Settings)

@@ -1,0 +1,344 @@
+package lsp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.lsp.dev/protocol"
+
+	"github.com/opencode-lsp/opencode-lsp/agent/changeset"
+	"github.com/opencode-lsp/opencode-lsp/agent/chat"
+	"github.com/opencode-lsp/opencode-lsp/agent/opencode"
+	"github.com/opencode-lsp/opencode-lsp/agent/openrouter"
+	"github.com/opencode-lsp/opencode-lsp/lsp/command"
+	"github.com/opencode-lsp/opencode-lsp/lsp/outputdiag"
+	"github.com/opencode-lsp/opencode-lsp/lsp/protocolx"
+	"github.com/opencode-lsp/opencode-lsp/sandbox"
+)
+
+func init() {
+	commands[command.Generate] = (*Server).cmdGenerate
+	commands[command.Apply] = (*Server).cmdApply
+}
+
+// cannedTasks are offered when an editor without an input box runs
+// "Generate…" with no prompt.
+var cannedTasks = []string{"Write tests for this code", "Add documentation comments to this code", "Fix the problems reported in this file"}
+
+// Permission prompt choices (window/showMessageRequest).
+const (
+	choiceOnce   = "Allow once"
+	choiceAlways = "Always"
+	choiceReject = "Reject"
+)
+
+func (s *Server) cmdGenerate(ctx context.Context, p *protocolx.ExecuteCommandParams) (any, error) {
+	var a command.GenerateArgs
+	if err := decodeArgs(p, &a); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(a.Prompt) == "" {
+		choice, err := s.showMessageRequest(ctx, protocol.MessageTypeInfo, "OpenCode: what should the agent do?", cannedTasks...)
+		if err != nil || choice == "" {
+			return nil, &command.ArgError{Command: command.Generate, Field: "prompt", Reason: "is required (no task was chosen)"}
+		}
+		a.Prompt = choice
+	}
+	return s.withRun(ctx, "generate", "OpenCode: Generate", p, func(ctx context.Context, r *run, wd *workDone) (any, string, error) {
+		res, err := s.generate(ctx, r, wd, a)
+		if err != nil {
+			return nil, "", err
+		}
+		end := fmt.Sprintf("%d files", len(res.Files))
+		if !res.Applied && len(res.Files) > 0 {
+			end += ", not applied"
+		}
+		return res, end, nil
+	})
+}
+
+// opencodeConfig builds the agent's configuration from the settings.
+func (s *Server) opencodeConfig() (opencode.Config, error) {
+	st := s.Settings()
+	key, base := st.OpenRouter.APIKey, st.OpenRouter.BaseURL
+	if key == "" {
+		key = s.getenv(openrouter.EnvAPIKey)
+	}
+	if base == "" {
+		base = s.getenv("OPENROUTER_BASE_URL")
+	}
+	if key == "" {
+		return opencode.Config{}, errors.New("no OpenRouter API key for the OpenCode agent: set the OPENROUTER_API_KEY environment variable or the opencode.openrouter.apiKey setting")
+	}
+	return opencode.Config{
+		Binary: st.Generate.OpenCodePath, BaseURL: base, APIKey: key, Model: st.OpenRouter.Model,
+		Permissions: opencode.Policy{
+			Edit: opencode.Action(st.Generate.EditPermission), Bash: opencode.Action(st.Generate.BashPermission),
+			WebFetch: opencode.Action("deny"), Other: opencode.Action("ask"),
+		},
+		Logger: s.log.With("agent", "opencode"),
+	}, nil
+}
+
+// generate runs the agent in the sandbox's working copy and brings its work
+// back as one workspace edit.
+func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.GenerateArgs) (command.GenerateResult, error) {
+	res := command.GenerateResult{RunID: r.ID, Files: []command.FileChange{}, Commands: []command.CommandRun{}}
+	root, err := s.rootFor(a.URI)
+	if err != nil {
+		return res, err
+	}
+	st := s.Settings()
+	cfg, err := s.opencodeConfig()
+	if err != nil {
+		return res, err
+	}
+	providerName := firstNonEmpty(a.Sandbox, st.Sandbox, "local")
+
+	wd.Report("opening the " + providerName + " sandbox")
+	ps, release, err := s.sandboxes.acquire(ctx, providerName, root)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	sb := ps.sb
+
+	// Snapshot: the unsaved buffers (and their versions) the agent sees.
+	overlays, versions := s.overlays(root)
+	wd.Report("syncing the workspace")
+	if _, _, err := sb.Sync(ctx, sandbox.Source{Root: root, Overlays: overlays, Excludes: st.Sync.Excludes, IncludeGit: true}); err != nil {
+		return res, fmt.Errorf("syncing the workspace into the %s sandbox: %w", providerName, err)
+	}
+	snapshot, err := sb.Manifest(ctx)
+	if err != nil {
+		return res, fmt.Errorf("listing the %s sandbox: %w", providerName, err)
+	}
+
+	wd.Report("starting OpenCode")
+	srv, err := s.agents.Server(ctx, sb, cfg)
+	if err != nil {
+		return res, err
+	}
+	task := opencode.Task{Prompt: a.Prompt}
+	if a.URI != "" {
+		if code, err := s.codeContext(a.URI, a.Range); err == nil {
+			task.Context = codeContextText(code)
+		}
+	}
+	h := &generateHandler{s: s, ctx: ctx, wd: wd, runID: r.ID}
+	out, err := srv.Run(ctx, task, h)
+	if err != nil {
+		return res, err
+	}
+	for _, c := range out.Commands {
+		res.Commands = append(res.Commands, command.CommandRun{Command: c.Command, ExitCode: c.ExitCode, OutputTail: c.OutputTail})
+	}
+
+	wd.Report("collecting the changes")
+	changes, refused, err := changeset.Harvest(ctx, sb, snapshot, changeset.Limits{MaxFileSize: st.Generate.MaxFileBytes, Ignore: opencode.NoisePaths})
+	if err != nil {
+		return res, fmt.Errorf("collecting the agent's changes: %w", err)
+	}
+	if unseen, unreported := changeset.CrossCheck(changes, refused, out.ToolFiles); len(unseen)+len(unreported) > 0 {
+		s.log.Info("Harvest and tool reports differ", "run", r.ID, "toolOnly", unseen, "diffOnly", unreported)
+	}
+	fcs, conflicts := s.toFileChanges(root, changes, overlays, versions)
+	refused = append(refused, conflicts...)
+	for _, c := range fcs {
+		res.Files = append(res.Files, command.FileChange{Path: c.Rel, URI: c.URI, Action: c.Action})
+	}
+	s.publishCommandDiagnostics(ctx, out.Commands, sb, root, providerName)
+
+	var notes []string
+	for _, rf := range refused {
+		if rf.Path == "" {
+			notes = append(notes, rf.Reason)
+		} else {
+			notes = append(notes, fmt.Sprintf("%s: %s", rf.Path, rf.Reason))
+		}
+	}
+	label := "OpenCode: " + firstLine(a.Prompt)
+	if len(fcs) > 0 {
+		apply := a.Apply == nil || *a.Apply
+		if apply {
+			wd.Report("applying " + summarizeChanges(fcs))
+			needsConfirmation := st.Generate.NeedsConfirmation == nil || *st.Generate.NeedsConfirmation
+			outcome, err := s.applyChanges(ctx, label, fcs, needsConfirmation)
+			switch {
+			case err != nil:
+				notes = append(notes, "not applied: "+err.Error())
+			case !outcome.Applied:
+				notes = append(notes, "not applied: "+outcome.Reason)
+			default:
+				res.Applied = true
+				if len(outcome.OnDisk) > 0 {
+					notes = append(notes, "written to disk by the server (the editor cannot create or delete files): "+strings.Join(outcome.OnDisk, ", "))
+					if s.caps.ShowDocument {
+						s.showDocument(ctx, string(s.uriFor(filepath.Join(root, filepath.FromSlash(outcome.OnDisk[0])))), false, nil)
+					}
+				}
+			}
+		}
+		if !res.Applied {
+			s.runs.keepChanges(r.ID, &pendingChanges{Label: label, Changes: fcs})
+			notes = append(notes, fmt.Sprintf("the changes are kept: run opencode.apply {\"runId\": %q} to apply them", r.ID))
+			if apply {
+				s.showMessage(ctx, protocol.MessageTypeWarning, "OpenCode: the agent's changes were not applied ("+notes[len(notes)-2]+"); nothing was overwritten. Run opencode.apply to try again.")
+			}
+		}
+	}
+	res.Message = strings.TrimSpace(out.Text)
+	if len(notes) > 0 {
+		res.Message = strings.TrimSpace(res.Message + "\n\n" + strings.Join(notes, "\n"))
+	}
+	return res, nil
+}
+
+// toFileChanges turns harvested changes into changes against what the
+// editor had at snapshot time. A file whose disk content changed since the
+// snapshot (and is not open) is refused rather than overwritten.
+func (s *Server) toFileChanges(root string, changes []changeset.Change, overlays map[string][]byte, versions map[string]int32) ([]fileChange, []changeset.Refusal) {
+	var out []fileChange
+	var refused []changeset.Refusal
+	for _, c := range changes {
+		abs := filepath.Join(root, filepath.FromSlash(c.Path))
+		fc := fileChange{Rel: c.Path, Path: abs, URI: s.uriFor(abs), Action: string(c.Action), New: c.Content}
+		if text, open := overlays[c.Path]; open {
+			fc.Base = text
+			v := versions[c.Path]
+			fc.Version = &v
+		} else if c.Action != changeset.Created {
+			disk, err := os.ReadFile(abs)
+			if err != nil || hashHex(disk) != c.OldHash {
+				refused = append(refused, changeset.Refusal{Path: c.Path, Reason: "changed on disk since the run started; left out"})
+				continue
+			}
+			fc.Base = disk
+		} else if _, err := os.Lstat(abs); err == nil {
+			refused = append(refused, changeset.Refusal{Path: c.Path, Reason: "was created in the workspace meanwhile; left out"})
+			continue
+		}
+		out = append(out, fc)
+	}
+	return out, refused
+}
+
+// publishCommandDiagnostics parses the output the agent's commands printed
+// into diagnostics, as opencode.run would.
+func (s *Server) publishCommandDiagnostics(ctx context.Context, cmds []opencode.Command, sb sandbox.Sandbox, root, provider string) {
+	for _, c := range cmds {
+		if strings.TrimSpace(c.OutputTail) == "" {
+			continue
+		}
+		text := func(rel string) ([]byte, bool) {
+			b, err := sb.ReadFile(ctx, rel)
+			return b, err == nil
+		}
+		pr, err := outputdiag.Parse(ctx, strings.NewReader(c.OutputTail), outputdiag.Spec{
+			Command: c.Command, SandboxRoot: sb.Root(), WorkspaceRoot: root, Encoding: s.encoding,
+		}, text)
+		if err != nil || len(pr.ByURI) == 0 {
+			continue
+		}
+		byURI := map[protocol.DocumentURI][]protocol.Diagnostic{}
+		for uri, list := range pr.ByURI {
+			u := uri
+			if path, ok := uriToPath(uri); ok {
+				u = s.uriFor(path)
+			}
+			byURI[u] = list
+		}
+		s.diags.Set(ctx, "run:"+provider+":"+root+":"+c.Command, byURI)
+	}
+}
+
+func (s *Server) cmdApply(ctx context.Context, p *protocolx.ExecuteCommandParams) (any, error) {
+	var a command.ApplyArgs
+	if err := decodeArgs(p, &a); err != nil {
+		return nil, err
+	}
+	if err := command.Require(command.Apply, "runId", a.RunID); err != nil {
+		return nil, err
+	}
+	pc := s.runs.takeChanges(a.RunID)
+	if pc == nil {
+		return nil, &command.ArgError{Command: command.Apply, Field: "runId", Reason: fmt.Sprintf("%q has no pending changes", a.RunID)}
+	}
+	st := s.Settings()
+	outcome, err := s.applyChanges(ctx, pc.Label, pc.Changes, st.Generate.NeedsConfirmation == nil || *st.Generate.NeedsConfirmation)
+	if err != nil || !outcome.Applied {
+		s.runs.keepChanges(a.RunID, pc) // nothing is lost
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: not applied: %s", command.Apply, outcome.Reason)
+	}
+	res := command.GenerateResult{RunID: a.RunID, Message: summarizeChanges(pc.Changes), Files: []command.FileChange{}, Commands: []command.CommandRun{}, Applied: true}
+	for _, c := range pc.Changes {
+		res.Files = append(res.Files, command.FileChange{Path: c.Rel, URI: c.URI, Action: c.Action})
+	}
+	return res, nil
+}
+
+// generateHandler connects an agent run to the editor.
+type generateHandler struct {
+	s     *Server
+	ctx   context.Context
+	wd    *workDone
+	runID string
+}
+
+func (h *generateHandler) Progress(msg string) { h.wd.Report(msg) }
+
+func (h *generateHandler) TextDelta(delta string) {
+	h.s.notify(h.ctx, protocolx.MethodChatDelta, protocolx.ChatDeltaParams{ThreadID: h.runID, RunID: h.runID, Delta: delta})
+}
+
+// Permission asks the user with window/showMessageRequest; no answer (a
+// dismissed prompt, a client that never answers) rejects.
+func (h *generateHandler) Permission(ctx context.Context, req opencode.PermissionRequest) (opencode.Reply, error) {
+	msg := "OpenCode asks for permission: " + req.Kind
+	if req.Title != "" {
+		msg = "OpenCode asks to " + strings.ToLower(req.Title[:1]) + req.Title[1:]
+	}
+	choice, err := h.s.showMessageRequest(ctx, protocol.MessageTypeWarning, msg, choiceOnce, choiceAlways, choiceReject)
+	if err != nil {
+		return opencode.ReplyReject, err
+	}
+	switch choice {
+	case choiceOnce:
+		return opencode.ReplyOnce, nil
+	case choiceAlways:
+		return opencode.Reply("always"), nil
+	}
+	return opencode.ReplyReject, nil
+}
+
+// codeContextText renders a question's code context as plain text for the
+// agent's prompt.
+func codeContextText(c *chat.Code) string {
+	msgs := chat.Messages("", c, nil, 4000)
+	return strings.TrimSpace(msgs[len(msgs)-1].Content)
+}
+
+func hashHex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}

@@ -349,6 +349,7 @@ func (b *cutBody) Read(p []byte) (int, error) {
 func (b *cutBody) Close() error { return b.rc.Close() }
 
 func TestRealOpenCode(t *testing.T) {
+	t.Parallel() // independent servers: their start-ups overlap
 	e := newEnv(t)
 	e.start(Policy{}) // ask for everything: every scenario goes through the handler
 	if v := e.srv.Version(); v != TestedVersion {

@@ -43,6 +43,7 @@ func TestStartMissingBinary(t *testing.T) {
 // replaces it when it died; the server runs with edit allowed and bash
 // denied in OpenCode's own config, so nothing reaches the handler.
 func TestPoolAndPolicy(t *testing.T) {
+	t.Parallel() // independent servers: their start-ups overlap
 	e := newEnv(t)
 	cfg := e.config(Policy{Edit: Allow, Bash: Deny})
 	pool := NewPool()

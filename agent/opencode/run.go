@@ -32,6 +32,9 @@ func (s *Server) Run(ctx context.Context, t Task, h Handler) (*RunResult, error)
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
+	if strings.TrimSpace(t.Prompt) == "" {
+		return nil, errors.New("opencode: empty prompt")
+	}
 	if h == nil {
 		h = nopHandler{}
 	}
@@ -98,6 +101,8 @@ type run struct {
 	idle     bool
 	agentErr *messageError
 	lastSeen time.Time // last event of one of our sessions
+	prompted time.Time // when the prompt was accepted
+	noTurn   bool      // OpenCode went idle without ever starting the turn
 }
 
 type textState struct {
@@ -169,6 +174,7 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 		return nil, fmt.Errorf("opencode: send the prompt: %w", err)
 	}
 	r.lastSeen = time.Now()
+	r.prompted = r.lastSeen
 
 	err := r.follow(ctx, items)
 	stopStream()
@@ -199,6 +205,9 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	res := r.result()
 	if err != nil {
 		return res, err
+	}
+	if r.noTurn {
+		return res, errors.New("opencode: the session went idle without answering the prompt")
 	}
 	if r.agentErr != nil {
 		return res, &AgentError{Name: r.agentErr.Name, Message: r.s.red.Replace(r.agentErr.Data.Message)}
@@ -777,6 +786,10 @@ func (r *run) resync(ctx context.Context, afterGap bool) error {
 	return r.checkStatus(ctx)
 }
 
+// noTurnAfter is how long after the prompt an idle session with no answer
+// counts as a turn that never ran.
+const noTurnAfter = 30 * time.Second
+
 // checkStatus asks whether the session is still busy.
 func (r *run) checkStatus(ctx context.Context) error {
 	var status map[string]sessionStatus
@@ -794,6 +807,11 @@ func (r *run) checkStatus(ctx context.Context) error {
 			if info.SessionID == r.main && info.Role == "assistant" {
 				r.started = true
 			}
+		}
+		// OpenCode marks a session busy as soon as it accepts a prompt; idle
+		// long after with no answer means the turn never ran.
+		if !r.started && time.Since(r.prompted) > noTurnAfter {
+			r.noTurn, r.started = true, true
 		}
 	}
 	r.onStatus(st)

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +18,24 @@ const chatKey = "sk-or-v1-e2e-secret-0123456789abcdef"
 
 // chatAnswer is what the fake model streams, in these chunks.
 var chatAnswer = []string{"Short answer: ", "é😀 takes ", "six bytes in UTF-8."}
+
+// longAnswer is streamed to questions asking for detail: long enough (over
+// 400 bytes) for the server to open it as a document.
+var longAnswer = func() []string {
+	var chunks []string
+	for i := range 12 {
+		chunks = append(chunks, fmt.Sprintf("Paragraph %d: é is two bytes in UTF-8 and 😀 is four, one and two units in UTF-16.\n", i+1))
+	}
+	return chunks
+}()
+
+// answerFor is the fake model: a long answer when asked for detail.
+func answerFor(req fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
+	if n := len(req.Messages); n > 0 && strings.Contains(req.Messages[n-1].Text(), "in detail") {
+		return fakeopenrouter.Reply{Chunks: longAnswer}
+	}
+	return fakeopenrouter.Reply{Chunks: chatAnswer}
+}
 
 // TestChat runs scenarios/chat.json in every client and encoding against the
 // spec-faithful OpenRouter fake: code actions chosen in the client's own menu
@@ -34,9 +54,7 @@ func TestChat(t *testing.T) {
 			t.Run(c.name+"/"+enc, func(t *testing.T) {
 				t.Parallel()
 				fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
-				fake.SetHandler(func(fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
-					return fakeopenrouter.Reply{Chunks: chatAnswer}
-				})
+				fake.SetHandler(answerFor)
 				r := runClient(t, c, "chat.json", runOpts{encoding: offer, env: []string{
 					"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
 				}})
@@ -54,11 +72,16 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 			t.Log(r.logs())
 		}
 	}()
-	answer := strings.Join(chatAnswer, "")
+	answer, long := strings.Join(chatAnswer, ""), strings.Join(longAnswer, "")
 
-	// the three commands answered with the streamed text, each in a thread of its own
+	// the four commands answered with the streamed text, each in a thread of its own
 	threads := map[string]string{}
-	for id, cmd := range map[string]string{"explain": command.Explain, "ask": command.Chat, "chat": command.Chat} {
+	answers := map[string]string{}
+	for id, cmd := range map[string]string{"explain": command.Explain, "ask": command.Chat, "chat": command.Chat, "long": command.Chat} {
+		want := answer
+		if id == "long" {
+			want = long
+		}
 		res := rep.Results[id]
 		if res.Command != cmd {
 			t.Errorf("%s ran %q, want %s", id, res.Command, cmd)
@@ -68,14 +91,15 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 			continue
 		}
 		var cr command.ChatResult
-		if err := json.Unmarshal(res.Result, &cr); err != nil || cr.Text != answer || cr.ThreadID == "" || cr.Model == "" {
-			t.Errorf("%s result %s (%v): want text %q, a threadId and the model", id, res.Result, err, answer)
+		if err := json.Unmarshal(res.Result, &cr); err != nil || cr.Text != want || cr.ThreadID == "" || cr.Model == "" {
+			t.Errorf("%s result %s (%v): want text %q, a threadId and the model", id, res.Result, err, want)
 			continue
 		}
 		threads[cr.ThreadID] = id
+		answers[cr.ThreadID] = want
 	}
-	if len(threads) != 3 {
-		t.Errorf("thread ids %v: want three distinct threads", threads)
+	if len(threads) != 4 {
+		t.Errorf("thread ids %v: want four distinct threads", threads)
 	}
 
 	// every answer streamed as opencode/chatDelta, in order
@@ -93,8 +117,8 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 		streamed[d.ThreadID] += d.Delta
 	}
 	for thread, id := range threads {
-		if streamed[thread] != answer {
-			t.Errorf("%s: deltas of thread %s add up to %q, want %q", id, thread, streamed[thread], answer)
+		if streamed[thread] != answers[thread] {
+			t.Errorf("%s: deltas of thread %s add up to %q, want %q", id, thread, streamed[thread], answers[thread])
 		}
 	}
 
@@ -117,7 +141,7 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 		switch {
 		case strings.Contains(user, "Are there bugs in this code?"):
 			askSel = append(askSel, sel)
-		case strings.Contains(user, "How many bytes does the string on line 6 take?"):
+		case strings.Contains(user, "How many bytes does the string on line 6 take?"), strings.Contains(user, "in detail"):
 			if hasSel || !strings.Contains(user, "The whole file:") {
 				t.Errorf("opencode.chat without a range sent %q, want the whole file", user)
 			}
@@ -133,8 +157,8 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 	if len(askSel) != 1 || askSel[0] != wantAsk {
 		t.Errorf("Ask on %q (%s) sent the selections %q", wantAsk, enc, askSel)
 	}
-	if len(whole) != 1 {
-		t.Errorf("%d opencode.chat requests about the whole file, want 1", len(whole))
+	if len(whole) != 2 {
+		t.Errorf("%d opencode.chat requests about the whole file, want 2", len(whole))
 	}
 
 	// progress for clients that support it, begun and ended for every run
@@ -149,20 +173,33 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 				ended++
 			}
 		}
-		if begun["OpenCode: Explain"] != 1 || begun["OpenCode: Chat"] != 2 || ended != 3 {
-			t.Errorf("progress begun %v, ended %d; want Explain once, Chat twice, three ends", begun, ended)
+		if begun["OpenCode: Explain"] != 1 || begun["OpenCode: Chat"] != 3 || ended != 4 {
+			t.Errorf("progress begun %v, ended %d; want Explain once, Chat three times, four ends", begun, ended)
 		}
 	}
 
-	// a short answer is also shown as a message (clients that do not render chatDelta still see it)
-	shown := 0
+	// clients that do not render chatDelta still see the answers: short ones as messages, a long one as a
+	// document opened with window/showDocument where the client supports it, else as a message too
+	shown := map[string]int{}
 	for _, m := range rep.ShowMessages {
-		if m.Message == answer {
-			shown++
-		}
+		shown[m.Message]++
 	}
-	if shown != 3 {
-		t.Errorf("the answer was shown %d times in window/showMessage (%+v), want 3", shown, rep.ShowMessages)
+	if shown[answer] != 3 {
+		t.Errorf("the short answer was shown %d times in window/showMessage (%+v), want 3", shown[answer], rep.ShowMessages)
+	}
+	if showsDocuments(r) {
+		if len(rep.ShowDocuments) != 1 || rep.ShowDocuments[0].External || shown[long] != 0 {
+			t.Fatalf("long answer: showDocument %+v and %d messages, want one document and no message", rep.ShowDocuments, shown[long])
+		}
+		path := strings.TrimPrefix(rep.ShowDocuments[0].URI, "file://")
+		if got := readFile(path); got != long || !strings.HasPrefix(path, r.home+"/") {
+			t.Errorf("the document %s (want it under the user's cache dir %s) holds %q, want the long answer", path, r.home, got)
+		}
+		if doc, ok := rep.Documents[filepath.Base(path)]; ok && doc != long {
+			t.Errorf("the client opened the answer as %q", doc)
+		}
+	} else if len(rep.ShowDocuments) != 0 || shown[long] != 1 {
+		t.Errorf("long answer to a client without showDocument: documents %+v, shown %d times; want one message", rep.ShowDocuments, shown[long])
 	}
 
 	// the key went to OpenRouter only
@@ -176,6 +213,13 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 			t.Errorf("the OpenRouter key appears in the %s", name)
 		}
 	}
+}
+
+// showsDocuments reports whether the client advertises window.showDocument
+// (Neovim 0.10+, eglot 1.17, the node driver; not Neovim 0.7 or eglot 1.9).
+func showsDocuments(r *run) bool {
+	v := r.report.Client.Version
+	return !strings.HasPrefix(v, "0.7.") && !strings.Contains(v, "eglot 1.9")
 }
 
 // selectionIn returns the selection the chat context shows for a selection

@@ -10,6 +10,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/opencode-lsp/opencode-lsp/agent/openrouter/fakeopenrouter"
 	"github.com/opencode-lsp/opencode-lsp/lsp/command"
 )
 
@@ -235,26 +236,40 @@ func checkActions(t *testing.T, id string, res StepResult, uri string, want Rang
 // test paths have no characters that need escaping).
 func fileURI(path string) string { return "file://" + filepath.ToSlash(path) }
 
-// TestNeverReply runs the contract with a client that never answers a
-// server→client request (like Vim + ALE) and then vanishes without shutdown:
-// the server must keep answering requests and exit on stdin EOF.
+// TestNeverReply runs scenarios/never-reply.json with a client that never
+// answers a server→client request (like Vim + ALE) and then vanishes without
+// shutdown: the server must keep answering, finish a chat without the
+// progress it could not create, and exit on stdin EOF.
 func TestNeverReply(t *testing.T) {
 	t.Parallel()
-	r := runClient(t, clientNamed("node"), "contract.json", runOpts{mode: "never-reply"})
+	fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
+	fake.SetHandler(func(fakeopenrouter.ChatRequest) fakeopenrouter.Reply { return fakeopenrouter.Reply{Chunks: chatAnswer} })
+	r := runClient(t, clientNamed("node"), "never-reply.json", runOpts{mode: "never-reply", env: []string{
+		"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
+	}})
 	rep := r.report
 	defer func() {
 		if t.Failed() {
 			t.Log(r.logs())
 		}
 	}()
-	if rep.ServerRequests["workspace/configuration"] == 0 {
-		t.Errorf("the server sent no request the client could leave unanswered (server→client requests: %v)", rep.ServerRequests)
+	for _, m := range []string{"workspace/configuration", "window/workDoneProgress/create"} {
+		if rep.ServerRequests[m] == 0 {
+			t.Errorf("the server sent no %s the client could leave unanswered (server→client requests: %v)", m, rep.ServerRequests)
+		}
 	}
 	line, text := emojiLine(t)
 	at := Position{line, units(text[:strings.Index(text, "é😀")+len("é😀")], "utf-16")}
 	checkActions(t, "cursor", rep.Results["cursor"], fileURI(filepath.Join(r.ws, "emoji.go")), Range{at, at}, false)
+	var cr command.ChatResult
+	if res := rep.Results["chat"]; res.Error != nil || json.Unmarshal(res.Result, &cr) != nil || cr.Text != strings.Join(chatAnswer, "") {
+		t.Errorf("opencode.chat with progress creation unanswered: %s %+v", res.Result, res.Error)
+	}
+	if len(rep.Progress) != 0 {
+		t.Errorf("the server reported progress on a token the client never accepted: %+v", rep.Progress)
+	}
 	if st := rep.Results["status"]; st.Error != nil || len(st.Result) == 0 {
-		t.Errorf("opencode.status with an unanswered request pending: %s %+v", st.Result, st.Error)
+		t.Errorf("opencode.status with unanswered requests pending: %s %+v", st.Result, st.Error)
 	}
 	if rep.ServerExit == nil || rep.ServerExit.Code == nil || *rep.ServerExit.Code != 1 {
 		t.Errorf("server exit after stdin EOF without shutdown: %+v, want code 1", rep.ServerExit)

@@ -145,8 +145,9 @@
                 (e2e-bump (gethash "serverRequests" e2e-report) m)
                 (when (equal m "window/showDocument")
                   (e2e-push e2e-lists "showDocuments"
-                            (e2e-obj "uri" (plist-get params :uri) "external" (eq (plist-get params :external) t)
-                                     "takeFocus" (eq (plist-get params :takeFocus) t))))
+                            (e2e-obj "uri" (plist-get params :uri)
+                                     "external" (if (eq (plist-get params :external) t) t :json-false)
+                                     "takeFocus" (if (eq (plist-get params :takeFocus) t) t :json-false))))
                 (if (not (equal m "workspace/applyEdit"))
                     (apply orig server method params)
                   (condition-case err

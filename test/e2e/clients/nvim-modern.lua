@@ -9,6 +9,10 @@ if vim.fn.has('nvim-0.10') == 0 then
   vim.cmd('cquit 2')
 end
 local has011 = vim.fn.has('nvim-0.11') == 1
+-- Debian's Neovim 0.12 ships no tree-sitter parsers, while its markdown ftplugin starts tree-sitter and fails on
+-- every .md buffer (such as an answer the server opens with window/showDocument); filetype detection, which
+-- starts the LSP client, stays on
+vim.cmd('filetype plugin off')
 local here = debug.getinfo(1, 'S').source:sub(2):match('(.*/)') or './'
 local enabled = false
 

@@ -82,7 +82,7 @@ func configContent(c Config) string {
 //
 // Exit codes 97 (no writable HOME) and 98 (binary not found) are the
 // launcher's own.
-func launchScript(candidates []string, homeName string, port int) string {
+func launchScript(candidates []string, homeName, hostname string, port int) string {
 	var b strings.Builder
 	b.WriteString("set -eu\n")
 	b.WriteString("bin=\nfor c in")
@@ -104,7 +104,7 @@ func launchScript(candidates []string, homeName string, port int) string {
 	b.WriteString("umask 022\n")
 	b.WriteString("export HOME=\"$h\" XDG_CONFIG_HOME=\"$h/config\" XDG_DATA_HOME=\"$h/data\" XDG_CACHE_HOME=\"$h/cache\" XDG_STATE_HOME=\"$h/state\"\n")
 	b.WriteString("echo \"" + homeMarker + "$h\"\n")
-	b.WriteString("exec \"$bin\" serve --port " + strconv.Itoa(port) + " --hostname 127.0.0.1\n")
+	b.WriteString("exec \"$bin\" serve --port " + strconv.Itoa(port) + " --hostname " + shellQuote(hostname) + "\n")
 	return b.String()
 }
 

@@ -126,6 +126,11 @@ type Config struct {
 	ContextLimit, OutputLimit int
 	// Permissions is the permission policy.
 	Permissions Policy
+	// Hostname is the address OpenCode listens on inside the sandbox:
+	// default "127.0.0.1", right for the local sandbox. Cloud sandboxes
+	// (E2B, Daytona) reach a port through their preview proxy, which needs
+	// "0.0.0.0"; the server's random password still guards it.
+	Hostname string
 	// StartTimeout bounds Start: spawn, "listening" line, health check and
 	// the project's first load (default [DefaultStartTimeout]; the first
 	// start in a fresh HOME takes several seconds).
@@ -151,6 +156,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.BaseURL == "" {
 		c.BaseURL = DefaultBaseURL
+	}
+	if c.Hostname == "" {
+		c.Hostname = "127.0.0.1"
 	}
 	if c.ContextLimit <= 0 {
 		c.ContextLimit = DefaultContextLimit

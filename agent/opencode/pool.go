@@ -124,7 +124,7 @@ func (p *Pool) Close() error {
 // hashed, never kept in clear.
 func fingerprint(c Config) string {
 	c = c.withDefaults()
-	b, _ := json.Marshal([]any{c.Binary, c.BaseURL, c.APIKey, c.Model, c.ContextLimit, c.OutputLimit, c.Permissions})
+	b, _ := json.Marshal([]any{c.Binary, c.BaseURL, c.APIKey, c.Model, c.Hostname, c.ContextLimit, c.OutputLimit, c.Permissions})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -119,7 +119,7 @@ func start(ctx context.Context, sb sandbox.Sandbox, cfg Config, candidates []str
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = stop
 	cmd := sandbox.Cmd{
-		Shell:       launchScript(candidates, "opencode-lsp-"+randomHex(8), port),
+		Shell:       launchScript(candidates, "opencode-lsp-"+randomHex(8), cfg.Hostname, port),
 		Env:         launchEnv(cfg, sb.Root(), password),
 		Network:     true,
 		Timeout:     cfg.ServerLifetime,

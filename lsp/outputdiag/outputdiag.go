@@ -68,6 +68,8 @@ const (
 	maxRelated = 16
 	// maxListed caps Result.Outside and Result.Unconverted.
 	maxListed = 100
+	// maxMapped caps the bytes of file text kept for column conversion.
+	maxMapped = 64 << 20
 	// chunkBytes is how much output one parallel matching task takes.
 	chunkBytes = 64 << 10
 )
@@ -221,6 +223,7 @@ type parser struct {
 	count       int
 	seen        map[string]struct{}
 	mappers     map[string]*position.Mapper // nil value: text unavailable
+	mapped      int                         // bytes of text the mappers hold
 	uris        map[string]protocol.DocumentURI
 	outside     map[string]struct{}
 	unconverted map[string]struct{}
@@ -385,7 +388,7 @@ func (p *parser) runScanner(ctx context.Context, lr *lineReader, f *format) erro
 		efms[i] = f.rules[i].efm
 	}
 	ef := &errorformat.Errorformat{Efms: efms}
-	fd := &feeder{p: p, lr: lr, rules: f.rules, restartable: !slices.ContainsFunc(f.rules, func(r rule) bool {
+	fd := &feeder{ctx: ctx, p: p, lr: lr, rules: f.rules, restartable: !slices.ContainsFunc(f.rules, func(r rule) bool {
 		return r.prefix != 0 && strings.IndexByte("OPQDX", r.prefix) >= 0
 	})}
 	h := &entryHandler{p: p, f: f}
@@ -409,6 +412,7 @@ func (p *parser) runScanner(ctx context.Context, lr *lineReader, f *format) erro
 // feeder serves clean lines to an errorformat Scanner and ends its input at
 // a safe boundary every so many lines.
 type feeder struct {
+	ctx         context.Context
 	p           *parser
 	lr          *lineReader
 	rules       []rule
@@ -429,6 +433,10 @@ func (fd *feeder) Read(b []byte) (int, error) {
 			}
 			fd.p.res.Lines++
 			fd.since++
+			if fd.p.res.Lines%4096 == 0 && fd.ctx.Err() != nil {
+				fd.eof = true
+				return 0, fd.ctx.Err()
+			}
 			fd.line = append(append(fd.line[:0], l...), '\n')
 			if fd.restartable && fd.since >= 4096 && fd.boundary(string(l)) {
 				fd.since = 0
@@ -595,12 +603,14 @@ func (p *parser) mapper(rel string) *position.Mapper {
 	if m, ok := p.mappers[rel]; ok {
 		return m
 	}
-	if len(p.mappers) >= 512 {
+	if len(p.mappers) >= 1024 || p.mapped > maxMapped {
 		clear(p.mappers)
+		p.mapped = 0
 	}
 	var m *position.Mapper
 	if text, ok := p.text(rel); ok {
 		m = position.NewMapper(text)
+		p.mapped += len(text)
 	}
 	p.mappers[rel] = m
 	return m
@@ -646,9 +656,11 @@ func (p *parser) emit(d *diag) {
 	pd := protocol.Diagnostic{
 		Range:    p.rangeOf(rel, d.at),
 		Severity: cmp.Or(d.sev, protocol.DiagnosticSeverityError),
-		Code:     p.toolName(),
 		Source:   Source,
 		Message:  msg,
+	}
+	if tool := p.toolName(); tool != "" {
+		pd.Code = tool
 	}
 	for _, r := range d.related {
 		var ri protocol.DiagnosticRelatedInformation

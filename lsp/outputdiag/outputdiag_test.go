@@ -274,6 +274,16 @@ func TestCancel(t *testing.T) {
 	if res.Lines >= 200000 {
 		t.Errorf("read all %d lines after cancellation", res.Lines)
 	}
+	// Without a command there is no code.
+	res = parseString(t, "a.go:1:1: x\n", Spec{Format: "govet"}, nil)
+	if ds := res.ByURI["file:///home/dev/my%20proj%20%C3%A9/a.go"]; len(ds) != 1 || ds[0].Code != nil || res.Tool != "" {
+		t.Errorf("no command: %+v", res)
+	}
+	// The errorformat Scanner path stops too.
+	res, err = Parse(ctx, strings.NewReader(big), Spec{Errorformat: []string{"%E%f:%l:%c: %m", "%-G%.%#"}, WorkspaceRoot: wsRoot}, nil)
+	if !errors.Is(err, context.Canceled) || res.Lines >= 200000 {
+		t.Fatalf("scanner: err = %v after %d lines", err, res.Lines)
+	}
 }
 
 type failingReader struct{ n int }
@@ -397,7 +407,7 @@ func TestScannerRestart(t *testing.T) {
 	}
 	restarts := 0
 	var got []string
-	fd := &feeder{p: p, lr: newLineReader(strings.NewReader(in), MaxLineBytes), rules: f.rules, restartable: true}
+	fd := &feeder{ctx: context.Background(), p: p, lr: newLineReader(strings.NewReader(in), MaxLineBytes), rules: f.rules, restartable: true}
 	for {
 		sc := ef.NewScanner(fd)
 		for sc.Scan() {

@@ -29,6 +29,19 @@
 //     with package position, using the text the tool saw.
 //
 // Every diagnostic has Source "opencode" and Code = the tool (see [Tool]).
+//
+// Matching follows errorformat's semantics exactly: lines of formats with
+// multi-line state go through errorformat's Scanner; other lines are
+// matched rule by rule, with a literal prefilter and, for the common items
+// (%f %l %c %m %t %n, classes), a regexp-free matcher that reproduces
+// errorformat's expressions (differential tests against errorformat guard
+// both), so throughput is not bound by the regexp engine.
+//
+// Known limits: errorformat's %f cannot match a path containing a space
+// (only "\ "), so such files get no diagnostics; `go test -json` output is
+// not decoded (plain `go test` is); "auto" does not include ESLint's
+// stylish format or go test's per-package messages; a Python SyntaxError
+// caret is read as CPython 3.11 and 3.12 place it (see pyHandler).
 package outputdiag
 
 import (

@@ -150,7 +150,7 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 			explainSel = append(explainSel, sel)
 		}
 	}
-	wantAsk := lineText[strings.Index(lineText, "return"):]
+	wantAsk := lineText[strings.Index(lineText, "return") : strings.Index(lineText, "missing")+len("missing")]
 	if len(explainSel) != 1 || explainSel[0] != "é😀" {
 		t.Errorf("Explain on é😀 (%s) sent the selections %q, want exactly [\"é😀\"]", enc, explainSel)
 	}

@@ -162,7 +162,7 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 	}
 
 	// progress for clients that support it, begun and ended for every run
-	if rep.Client.Version != "emacs 28.2, eglot 1.9" { // eglot 1.9 has no window.workDoneProgress
+	if reportsProgress(r) {
 		begun := map[string]int{}
 		ended := 0
 		for _, p := range rep.Progress {
@@ -219,8 +219,16 @@ func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, li
 // (Neovim 0.10+, eglot 1.17, the node driver; not Neovim 0.7 or eglot 1.9).
 func showsDocuments(r *run) bool {
 	v := r.report.Client.Version
-	return !strings.HasPrefix(v, "0.7.") && !strings.Contains(v, "eglot 1.9")
+	return !strings.HasPrefix(v, "0.7.") && !strings.Contains(v, "eglot 1.9") && !minimal(r)
 }
+
+// reportsProgress reports whether the client advertises window.workDoneProgress
+// (all but eglot 1.9 and the node driver's minimal capabilities).
+func reportsProgress(r *run) bool {
+	return !strings.Contains(r.report.Client.Version, "eglot 1.9") && !minimal(r)
+}
+
+func minimal(r *run) bool { return strings.HasSuffix(r.report.Client.Mode, " minimal") }
 
 // selectionIn returns the selection the chat context shows for a selection
 // starting on (1-based) line, and whether there is one.

@@ -275,3 +275,34 @@ func TestNeverReply(t *testing.T) {
 		t.Errorf("server exit after stdin EOF without shutdown: %+v, want code 1", rep.ServerExit)
 	}
 }
+
+// TestMinimalClient runs the chat scenario with a client that advertises
+// nothing but text sync and plain code actions: code actions come back as
+// Command[], commands still run (no progress, no configuration pull), and
+// every answer, long ones included, arrives as window/showMessage.
+func TestMinimalClient(t *testing.T) {
+	t.Parallel()
+	fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
+	fake.SetHandler(answerFor)
+	r := runClient(t, clientNamed("node"), "chat.json", runOpts{env: []string{
+		"E2E_CAPS=minimal", "OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
+	}})
+	rep := r.report // checkChat prints the logs on failure
+	for _, id := range []string{"explain", "ask"} {
+		acts := rep.Results[id].Actions
+		if len(acts) != len(contractActions) {
+			t.Errorf("%s: %d code actions %+v, want %d", id, len(acts), acts, len(contractActions))
+			continue
+		}
+		for i, w := range contractActions {
+			if a := acts[i]; !a.IsCommand || a.Title != w.title || a.Command == nil || a.Command.Command != w.command {
+				t.Errorf("%s: action %d = %+v, want the Command %q running %s", id, i, a, w.title, w.command)
+			}
+		}
+	}
+	if len(rep.ServerRequests) != 1 || rep.ServerRequests["window/showMessageRequest"] != 1 {
+		t.Errorf("server→client requests %v: want only the one showMessageRequest", rep.ServerRequests)
+	}
+	line, text := emojiLine(t)
+	checkChat(t, r, fake, "utf-16", line, text)
+}

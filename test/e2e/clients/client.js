@@ -14,6 +14,8 @@
 //   E2E_LOG           where to write the message trace (optional)
 //   E2E_ENCODING      offer only this position encoding (utf-8, utf-16 or utf-32); default: offer none (UTF-16)
 //   E2E_MODE          "never-reply": never answer a server→client request (a client like Vim+ALE)
+//   E2E_CAPS          "minimal": advertise only text sync and plain code actions (no codeActionLiteralSupport,
+//                     no window/workspace capabilities), like the simplest LSP clients
 //   E2E_TIMEOUT_MS    bound for each waiting step and request (default 20000)
 //   NODE_PATH         must reach test/tools/node_modules (the pinned library)
 // Exit status: 0 when every step ran, 1 when a step failed or timed out (the report says which), 2 on bad usage.
@@ -425,7 +427,7 @@ function fail(e) {
 
 async function main() {
   const rootUri = pathToFileURL(root).href;
-  const capabilities = {
+  let capabilities = {
     window: { workDoneProgress: true, showDocument: { support: true }, showMessage: { messageActionItem: { additionalPropertiesSupport: false } } },
     workspace: {
       applyEdit: true,
@@ -443,6 +445,10 @@ async function main() {
       },
     },
   };
+  if (env.E2E_CAPS === 'minimal') {
+    capabilities = { textDocument: { synchronization: { didSave: true }, codeAction: {} } };
+    report.client.mode += ' minimal';
+  }
   if (offered) capabilities.general = { positionEncodings: offered };
   const init = await request(P.InitializeRequest.type, {
     processId: process.pid, clientInfo: { name: 'opencode-lsp-e2e-node', version: libVersion }, locale: 'en',

@@ -30,7 +30,7 @@ func units(s, encoding string) int {
 // `é😀` and the line's text.
 func emojiLine(t *testing.T) (int, string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "test", "e2e", "testdata", "ws", "emoji.go"))
+	b, err := os.ReadFile(filepath.Join(repoRoot, "test", "e2e", "testdata", "ws", "emoji.go.in"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func checkContract(t *testing.T, r *run, enc string, line, cursorChar, selStartC
 	}
 
 	// nothing was edited, and the server left after shutdown + exit
-	want := readFile(filepath.Join(repoRoot, "test", "e2e", "testdata", "ws", "emoji.go"))
+	want := readFile(filepath.Join(repoRoot, "test", "e2e", "testdata", "ws", "emoji.go.in"))
 	if got, ok := rep.Documents["emoji.go"]; !ok || got != want {
 		t.Errorf("emoji.go buffer changed:\n%q\nwant\n%q", got, want)
 	}

@@ -316,6 +316,8 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
+// copyTree copies the fixture workspace src to dst, dropping the ".in" suffix
+// of file names.
 func copyTree(src, dst string) error {
 	return filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
 		if err != nil {
@@ -325,7 +327,8 @@ func copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		target := filepath.Join(dst, rel)
+		// a fixture that must not parse as Go (gofmt -l walks testdata) is stored as NAME.in
+		target := filepath.Join(dst, strings.TrimSuffix(rel, ".in"))
 		if info.IsDir() {
 			return os.MkdirAll(target, 0o755)
 		}

@@ -301,7 +301,8 @@ func noSecret(t *testing.T, res *RunResult, rec *recorder) {
 }
 
 // cutter is an http.RoundTripper that can cut event streams after a number
-// of events, to test reconnection.
+// of events, to test reconnection. The setting is read at every event, so
+// it applies to the stream already open too.
 type cutter struct {
 	every atomic.Int64 // cut each /event stream after this many events (0: never)
 	cuts  atomic.Int64
@@ -313,31 +314,31 @@ func (c *cutter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || req.URL.Path != "/event" {
 		return resp, err
 	}
-	if n := c.every.Load(); n > 0 {
-		resp.Body = &cutBody{rc: resp.Body, left: n, c: c}
-	}
+	resp.Body = &cutBody{rc: resp.Body, c: c}
 	return resp, nil
 }
 
-// cutBody fails the read after `left` complete events ("\n\n").
+// cutBody fails the read after `every` complete events ("\n\n").
 type cutBody struct {
 	rc   io.ReadCloser
-	left int64
 	c    *cutter
+	n    int64 // events read
+	cut  bool
 	prev byte
 }
 
 func (b *cutBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		b.c.cuts.Add(1)
+	if b.cut {
 		b.rc.Close()
 		return 0, errors.New("test: event stream cut")
 	}
 	n, err := b.rc.Read(p)
 	for i := 0; i < n; i++ {
 		if p[i] == '\n' && b.prev == '\n' {
-			b.left--
-			if b.left == 0 {
+			b.n++
+			if every := b.c.every.Load(); every > 0 && b.n >= every {
+				b.cut = true
+				b.c.cuts.Add(1)
 				return i + 1, nil
 			}
 		}

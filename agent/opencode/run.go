@@ -18,7 +18,8 @@ import (
 )
 
 // Run runs one task in a new session: it creates the session, sends the
-// prompt asynchronously, follows the event stream until the session is idle
+// prompt asynchronously, follows the server's event stream (one /event
+// connection per server, shared by its runs) until the session is idle
 // (reconnecting and resynchronising from the session's messages when the
 // stream drops, so nothing is lost or counted twice), answers permission
 // requests per the policy or through h, and returns what the agent did.
@@ -118,15 +119,12 @@ type permOutcome struct {
 }
 
 func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
-	streamCtx, stopStream := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopStream()
-	items := make(chan streamItem, streamBacklog)
-	connected := make(chan struct{})
-	go r.s.subscribe(streamCtx, items, connected)
+	// Listen before the prompt is sent, so that no event of the turn is
+	// missed; if the server's stream is reconnecting just now, the
+	// reconnection brings a gap item and the run resynchronises.
+	l := r.s.hub.add()
+	defer r.s.hub.remove(l)
 
-	// The session is created while the stream connects; the prompt is sent
-	// only once the stream is connected, so that no event of the turn is
-	// missed (the session's own creation events are not needed).
 	title := t.Title
 	if title == "" {
 		title = defaultTitle(t.Prompt)
@@ -137,15 +135,6 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	}
 	if sess.ID == "" {
 		return nil, errors.New("opencode: create the session: no id in the answer")
-	}
-	select {
-	case <-connected:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("opencode: run: %w", ctx.Err())
-	case <-r.s.done:
-		return nil, r.s.exitError()
-	case <-time.After(r.s.cfg.RequestTimeout):
-		return nil, errors.New("opencode: run: the event stream did not connect")
 	}
 	r.main = sess.ID
 	r.dir = strings.TrimSuffix(sess.Directory, "/")
@@ -176,8 +165,8 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	r.lastSeen = time.Now()
 	r.prompted = r.lastSeen
 
-	err := r.follow(ctx, items)
-	stopStream()
+	err := r.follow(ctx, l.ch)
+	r.s.hub.remove(l)
 	// Stop asking the user: the run is over. A handler that ignores its
 	// context is not waited for long.
 	for _, cancel := range r.perms {

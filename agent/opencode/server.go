@@ -36,6 +36,7 @@ type Server struct {
 	cancel context.CancelFunc // stops the server command
 	done   chan struct{}      // closed when the command ended
 	out    *outputWatcher
+	hub    hub // the event stream, shared by the runs
 
 	mu      sync.Mutex
 	home    string // OpenCode's private HOME in the sandbox
@@ -198,6 +199,18 @@ func start(ctx context.Context, sb sandbox.Sandbox, cfg Config, candidates []str
 		return fail(fmt.Errorf("opencode: start: load the project: %w", err))
 	}
 	s.warmUp(ctx)
+
+	// One event stream serves every run of the server; it lives as long as
+	// the server command (runCtx).
+	connected := make(chan struct{})
+	go s.subscribe(runCtx, connected)
+	select {
+	case <-connected:
+	case <-s.done:
+		return fail(s.exitError())
+	case <-ctx.Done():
+		return fail(errors.New("opencode: start: the event stream did not connect within the start timeout"))
+	}
 	s.log.Info("OpenCode server started", "version", s.version, "url", s.base, "home", s.home)
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -26,20 +27,76 @@ const (
 	streamIdleTimeout = 35 * time.Second
 	// maxEventSize bounds one event (a write of a big file carries the whole
 	// content); larger ones are skipped and resynchronised.
-	maxEventSize  = 64 << 20
-	minReconnect  = 100 * time.Millisecond
-	maxReconnect  = 2 * time.Second
-	streamBacklog = 1024
+	maxEventSize = 64 << 20
+	minReconnect = 100 * time.Millisecond
+	maxReconnect = 2 * time.Second
+	// listenerBacklog is how many events a run may fall behind before it
+	// is told it missed some (and resynchronises).
+	listenerBacklog = 4096
 )
 
-// subscribe follows GET /event until ctx ends, reconnecting with backoff
-// when the stream drops. connected is closed at the first server.connected;
-// after a later one, a gap item is sent before any event of the new stream.
-func (s *Server) subscribe(ctx context.Context, out chan<- streamItem, connected chan<- struct{}) {
+// hub fans the server's one event stream out to the runs: each run adds a
+// listener for its lifetime and filters the events of its sessions. A
+// listener is never waited for: when its backlog is full, the event is
+// dropped and the listener gets a gap item as soon as it has room, so it
+// resynchronises.
+type hub struct {
+	mu        sync.Mutex
+	listeners map[*listener]struct{}
+}
+
+type listener struct {
+	ch       chan streamItem
+	overflow bool // guarded by hub.mu
+}
+
+func (h *hub) add() *listener {
+	l := &listener{ch: make(chan streamItem, listenerBacklog)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.listeners == nil {
+		h.listeners = map[*listener]struct{}{}
+	}
+	h.listeners[l] = struct{}{}
+	return l
+}
+
+func (h *hub) remove(l *listener) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.listeners, l)
+}
+
+func (h *hub) deliver(it streamItem) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for l := range h.listeners {
+		if l.overflow {
+			select {
+			case l.ch <- streamItem{gap: true}:
+				l.overflow = false
+			default:
+				continue
+			}
+		}
+		select {
+		case l.ch <- it:
+		default:
+			l.overflow = true
+		}
+	}
+}
+
+// subscribe follows GET /event for the server's lifetime (until ctx ends or
+// the server exits), reconnecting with backoff when the stream drops, and
+// hands every event to the hub. connected is closed at the first
+// server.connected; after a later one, the listeners get a gap item before
+// any event of the new stream.
+func (s *Server) subscribe(ctx context.Context, connected chan<- struct{}) {
 	first := true
 	backoff := minReconnect
 	for ctx.Err() == nil {
-		got, err := s.readStream(ctx, out, &first, connected)
+		got, err := s.readStream(ctx, &first, connected)
 		if ctx.Err() != nil {
 			return
 		}
@@ -60,7 +117,7 @@ func (s *Server) subscribe(ctx context.Context, out chan<- streamItem, connected
 
 // readStream reads one connection of the event stream; got reports whether
 // it delivered anything.
-func (s *Server) readStream(ctx context.Context, out chan<- streamItem, first *bool, connected chan<- struct{}) (got bool, err error) {
+func (s *Server) readStream(ctx context.Context, first *bool, connected chan<- struct{}) (got bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := s.newRequest(ctx, http.MethodGet, "/event", nil)
@@ -85,12 +142,8 @@ func (s *Server) readStream(ctx context.Context, out chan<- streamItem, first *b
 		return false, s.apiError(http.MethodGet, "/event", resp.StatusCode, b)
 	}
 	send := func(it streamItem) bool {
-		select {
-		case out <- it:
-			return true
-		case <-ctx.Done():
-			return false
-		}
+		s.hub.deliver(it)
+		return ctx.Err() == nil
 	}
 	rd := newSSEReader(resp.Body, maxEventSize)
 	for {

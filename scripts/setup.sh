@@ -11,15 +11,17 @@ say() { printf '== %s\n' "$*"; }
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-APT_PACKAGES=(bubblewrap git ca-certificates)
+# bubblewrap: the local sandbox's isolation; the rest: toolchains the
+# diagnostics tests run for real (python3-pytest for pytest's output).
+APT_PACKAGES=(bubblewrap git ca-certificates gcc make python3 python3-pytest)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "apt: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+  $SUDO flock /tmp/apt.lock apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO flock /tmp/apt.lock apt-get install -y --no-install-recommends "${missing[@]}"
 else
   say "apt: ${APT_PACKAGES[*]} already installed"
 fi
@@ -30,6 +32,10 @@ say "npm: pinned test tools (test/tools)"
 if [ -x test/e2e/install.sh ]; then
   say "editors for the end-to-end suite"
   test/e2e/install.sh
+fi
+if [ -x editors/vscode/test/install.sh ]; then
+  say "VS Code (code-server + chromium) for the extension's tests"
+  editors/vscode/test/install.sh
 fi
 
 say "go: module download"

@@ -306,3 +306,48 @@ func TestMinimalClient(t *testing.T) {
 	line, text := emojiLine(t)
 	checkChat(t, r, fake, "utf-16", line, text)
 }
+
+// TestEditing runs scenarios/edit.json in every client: text typed into the
+// buffer (with ç and 😀) reaches the server, so Explain on exactly the typed
+// text sends exactly that to the model; the buffer is then saved and closed.
+func TestEditing(t *testing.T) {
+	line, _ := emojiLine(t)
+	typed := "_ = \"ça 😀\"\n\t"
+	for _, c := range clients {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
+			fake.SetHandler(answerFor)
+			r := runClient(t, c, "edit.json", runOpts{env: []string{"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL}})
+			defer func() {
+				if t.Failed() {
+					t.Log(r.logs())
+				}
+			}()
+			res := r.report.Results["typed"]
+			var cr command.ChatResult
+			if res.Command != command.Explain || res.Error != nil || json.Unmarshal(res.Result, &cr) != nil || cr.Text != strings.Join(chatAnswer, "") {
+				t.Errorf("Explain on the typed text: command %q, result %s, error %+v", res.Command, res.Result, res.Error)
+			}
+			var sels []string
+			for _, req := range fake.ChatRequests() {
+				if n := len(req.Messages); n > 0 {
+					if sel, ok := selectionIn(req.Messages[n-1].Text(), line+1); ok {
+						sels = append(sels, sel)
+					}
+				}
+			}
+			if len(sels) != 1 || sels[0] != "ça 😀" {
+				t.Errorf("the model got the selections %q, want exactly [\"ça 😀\"] (the typed text, on line %d)", sels, line+1)
+			}
+			orig := readFile(filepath.Join(repoRoot, "test", "e2e", "testdata", "ws", "emoji.go.in"))
+			want := strings.Replace(orig, "return", typed+"return", 1)
+			if got := readFile(filepath.Join(r.ws, "emoji.go")); got != want {
+				t.Errorf("emoji.go on disk after save:\n%s\nwant\n%s", got, want)
+			}
+			if st := r.report.Results["status"]; st.Error != nil || len(st.Result) == 0 {
+				t.Errorf("opencode.status after didClose: %s %+v", st.Result, st.Error)
+			}
+		})
+	}
+}

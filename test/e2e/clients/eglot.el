@@ -322,11 +322,14 @@
        (let ((res (e2e-obj "command" (gethash "command" s)))
              (args (e2e-expand (or (gethash "arguments" s) []))))
          (puthash id res results)
-         (condition-case nil
-             (if (fboundp 'eglot-execute)
-                 (eglot-execute e2e-server (list :command (gethash "command" s) :arguments args))
-               (eglot-execute-command e2e-server (intern (gethash "command" s)) args))
-           (jsonrpc-error nil))
+         ;; from a buffer eglot manages, as M-x in a source buffer (eglot 1.17 fails an eglot--request made
+         ;; from any other buffer: it fetches changes with a nil track-changes id)
+         (with-current-buffer (or (car (eglot--managed-buffers e2e-server)) (current-buffer))
+           (condition-case nil
+               (if (fboundp 'eglot-execute)
+                   (eglot-execute e2e-server (list :command (gethash "command" s) :arguments args))
+                 (eglot-execute-command e2e-server (intern (gethash "command" s)) args))
+             (jsonrpc-error nil)))
          (e2e-record-command res)))
       ("waitDiagnostics"
        (let* ((file (gethash "file" s)) (source (gethash "source" s))

@@ -385,8 +385,10 @@ func (r *run) onMessage(info messageInfo) {
 	}
 	if ps, ok := r.pending[info.ID]; ok {
 		delete(r.pending, info.ID)
+		// Replayed late, these snapshots are not in order with the deltas
+		// that came meanwhile.
 		for _, p := range ps {
-			r.onPart(p, false)
+			r.onPart(p, true)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -145,5 +146,94 @@ func TestOutputWatcher(t *testing.T) {
 	}
 	if got := w.tail(); got != "opencode server listening on http://127.0.0.1:5\nboom [REDACTED]\npartial" {
 		t.Errorf("tail %q", got)
+	}
+}
+
+// textRun is a run with just what text handling needs.
+func textRun(h Handler) *run {
+	s := &Server{red: strings.NewReplacer("sk-key", "[REDACTED]"), log: slog.New(slog.DiscardHandler)}
+	r := &run{s: s, h: h, log: s.log, main: "ses_1", sessions: map[string]bool{"ses_1": true},
+		roles: map[string]string{"msg_a": "assistant", "msg_b": "assistant"}, infos: map[string]messageInfo{},
+		pending: map[string][]part{}, texts: map[string]*textState{}, missed: map[string]bool{}}
+	return r
+}
+
+func textPart(id, msg, text string, final bool) part {
+	p := part{ID: id, SessionID: "ses_1", MessageID: msg, Type: "text", Text: text}
+	if final {
+		p.Time = &struct {
+			Start int64 `json:"start"`
+			End   int64 `json:"end"`
+		}{1, 2}
+	}
+	return p
+}
+
+func delta(id, msg, d string) deltaEventProps {
+	return deltaEventProps{SessionID: "ses_1", MessageID: msg, PartID: id, Field: "text", Delta: d}
+}
+
+func TestTextStreaming(t *testing.T) {
+	rec := &recorder{}
+	r := textRun(rec)
+	// In order: start, deltas, final snapshot.
+	r.onPart(textPart("prt_1", "msg_a", "", false), false)
+	r.onDelta(delta("prt_1", "msg_a", "Hel"))
+	r.onDelta(delta("prt_1", "msg_a", "lo"))
+	r.onPart(textPart("prt_1", "msg_a", "Hello", true), false)
+	r.onDelta(delta("prt_1", "msg_a", "late duplicate"))
+	// A second part, with a gap in the middle (a reconnect): deltas stop
+	// until a snapshot says where the text stands.
+	r.onPart(textPart("prt_2", "msg_b", "", false), false)
+	r.onDelta(delta("prt_2", "msg_b", "Wor"))
+	for _, ts := range r.texts {
+		ts.gap = true // what resync(afterGap) does
+	}
+	r.onDelta(delta("prt_2", "msg_b", "d (after a lost delta)"))
+	r.onPart(textPart("prt_2", "msg_b", "Wo", false), true)    // older snapshot from the messages: ignored
+	r.onPart(textPart("prt_2", "msg_b", "World", false), true) // newer: the rest, still not in order with deltas
+	r.onDelta(delta("prt_2", "msg_b", "!"))                    // suppressed: may be in the snapshot already
+	r.onPart(textPart("prt_2", "msg_b", "World! sk-key", true), false)
+	// A part that comes before its message: it waits for the message's
+	// role, and the deltas meanwhile are not applied to it.
+	r.onPart(textPart("prt_3", "msg_c", "", false), false)
+	r.onDelta(delta("prt_3", "msg_c", "lost"))
+	r.onMessage(messageInfo{ID: "msg_c", SessionID: "ses_1", Role: "assistant"})
+	r.onDelta(delta("prt_3", "msg_c", "x"))
+	r.onPart(textPart("prt_3", "msg_c", "lostx", true), false)
+	// A user message's text is never the answer.
+	r.onMessage(messageInfo{ID: "msg_u", SessionID: "ses_1", Role: "user"})
+	r.onPart(textPart("prt_0", "msg_u", "the prompt", true), false)
+
+	want := "Hello\n\nWorld! [REDACTED]\n\nlostx"
+	if got := rec.text(); got != want {
+		t.Errorf("streamed %q, want %q", got, want)
+	}
+	if got := r.result().Text; got != want {
+		t.Errorf("result %q, want %q", got, want)
+	}
+}
+
+func TestHubOverflow(t *testing.T) {
+	var h hub
+	l := &listener{ch: make(chan streamItem, 2)}
+	h.listeners = map[*listener]struct{}{l: {}}
+	for i := 0; i < 4; i++ {
+		h.deliver(streamItem{ev: event{ID: string(rune('a' + i))}})
+	}
+	if got := (<-l.ch).ev.ID + (<-l.ch).ev.ID; got != "ab" {
+		t.Fatalf("first events %q", got)
+	}
+	h.deliver(streamItem{ev: event{ID: "e"}})
+	if it := <-l.ch; !it.gap {
+		t.Fatalf("after an overflow the listener gets a gap first, got %+v", it)
+	}
+	if it := <-l.ch; it.ev.ID != "e" {
+		t.Fatalf("then the next event, got %+v", it)
+	}
+	h.remove(l)
+	h.deliver(streamItem{ev: event{ID: "f"}})
+	if len(l.ch) != 0 {
+		t.Fatal("a removed listener still gets events")
 	}
 }

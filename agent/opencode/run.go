@@ -97,6 +97,7 @@ type run struct {
 	permWG    sync.WaitGroup
 	permReply chan permOutcome
 
+	listener *listener
 	gaps     int  // times the stream may have lost events
 	started  bool // the turn began (busy, an assistant message, or an error)
 	idle     bool
@@ -124,6 +125,7 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 	// reconnection brings a gap item and the run resynchronises.
 	l := r.s.hub.add()
 	defer r.s.hub.remove(l)
+	r.listener = l
 
 	title := t.Title
 	if title == "" {
@@ -208,7 +210,7 @@ func (r *run) run(ctx context.Context, t Task) (*RunResult, error) {
 // every tool part finished, every text part final, every assistant message
 // of the run's sessions completed, and no part waiting for its message.
 func (r *run) complete() bool {
-	if r.gaps > 0 || !r.idle || len(r.pending) > 0 {
+	if r.gaps > 0 || !r.idle || len(r.pending) > 0 || r.listener.dropped.Load() {
 		return false
 	}
 	for _, st := range r.tools {

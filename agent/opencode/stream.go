@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,7 +48,8 @@ type hub struct {
 
 type listener struct {
 	ch       chan streamItem
-	overflow bool // guarded by hub.mu
+	overflow bool        // guarded by hub.mu
+	dropped  atomic.Bool // an event was ever dropped for this listener
 }
 
 func (h *hub) add() *listener {
@@ -83,6 +85,7 @@ func (h *hub) deliver(it streamItem) {
 		case l.ch <- it:
 		default:
 			l.overflow = true
+			l.dropped.Store(true)
 		}
 	}
 }

@@ -225,6 +225,9 @@ func TestHubOverflow(t *testing.T) {
 		t.Fatalf("first events %q", got)
 	}
 	h.deliver(streamItem{ev: event{ID: "e"}})
+	if !l.dropped.Load() {
+		t.Error("the drop is not recorded")
+	}
 	if it := <-l.ch; !it.gap {
 		t.Fatalf("after an overflow the listener gets a gap first, got %+v", it)
 	}

@@ -45,23 +45,15 @@ func answerFor(req fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
 // exactly the selected text — the server's é😀 mapping in each encoding.
 func TestChat(t *testing.T) {
 	line, text := emojiLine(t)
-	for _, c := range clients {
-		for i, enc := range c.encodings {
-			offer := enc
-			if i == 0 {
-				offer = ""
-			}
-			t.Run(c.name+"/"+enc, func(t *testing.T) {
-				t.Parallel()
-				fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
-				fake.SetHandler(answerFor)
-				r := runClient(t, c, "chat.json", runOpts{encoding: offer, env: []string{
-					"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
-				}})
-				checkChat(t, r, fake, enc, line, text)
-			})
-		}
-	}
+	forEachEncoding(t, func(t *testing.T, c *client, enc, offer string) {
+		fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
+		fake.SetHandler(answerFor)
+		r := runClient(t, c, "chat.json", runOpts{encoding: offer, env: []string{
+			"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
+		}})
+		checkEncoding(t, r.report, enc)
+		checkChat(t, r, fake, enc, line, text)
+	})
 }
 
 func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, line int, lineText string) {

@@ -52,14 +52,29 @@ var contractActions = []struct{ title, kind, command string }{
 	{"OpenCode: Run in sandbox", "source.opencode.run", command.Run},
 }
 
-// TestContract runs scenarios/contract.json in every client and every position
-// encoding the client can use: initialize, didOpen, code actions at a cursor
-// the client places after `é😀` and on a selection ending there, and
-// opencode.status / opencode.cancel round trips through the client.
+// TestContract runs scenarios/contract.json in every client, in the position
+// encoding it negotiates by itself: initialize, didOpen, code actions at a
+// cursor the client places after `é😀` and on a selection ending there, and
+// opencode.status / opencode.cancel round trips through the client. (TestChat
+// and TestRun go through every encoding each client can use.)
 func TestContract(t *testing.T) {
 	line, text := emojiLine(t)
 	cursor := strings.Index(text, "é😀") + len("é😀")
 	selStart := strings.Index(text, "return")
+	for _, c := range clients {
+		enc := c.encodings[0]
+		t.Run(c.name+"/"+enc, func(t *testing.T) {
+			t.Parallel()
+			r := runClient(t, c, "contract.json", runOpts{})
+			checkContract(t, r, enc, line, units(text[:cursor], enc), units(text[:selStart], enc))
+		})
+	}
+}
+
+// forEachEncoding runs fn as a parallel subtest for every client and every
+// position encoding the client can use (its own choice first, the others
+// offered alone).
+func forEachEncoding(t *testing.T, fn func(t *testing.T, c *client, enc, offer string)) {
 	for _, c := range clients {
 		for i, enc := range c.encodings {
 			offer := enc
@@ -68,10 +83,25 @@ func TestContract(t *testing.T) {
 			}
 			t.Run(c.name+"/"+enc, func(t *testing.T) {
 				t.Parallel()
-				r := runClient(t, c, "contract.json", runOpts{encoding: offer})
-				checkContract(t, r, enc, line, units(text[:cursor], enc), units(text[:selStart], enc))
+				fn(t, c, enc, offer)
 			})
 		}
+	}
+}
+
+// checkEncoding checks that the server chose enc and the client uses it.
+func checkEncoding(t *testing.T, rep *Report, enc string) {
+	t.Helper()
+	var init struct {
+		Capabilities struct {
+			PositionEncoding string `json:"positionEncoding"`
+		} `json:"capabilities"`
+	}
+	if err := json.Unmarshal(rep.InitializeResult, &init); err != nil {
+		t.Errorf("initialize result: %v: %s", err, rep.InitializeResult)
+	}
+	if init.Capabilities.PositionEncoding != enc || rep.Encoding != enc {
+		t.Errorf("position encoding: server chose %q, client uses %q; want %q", init.Capabilities.PositionEncoding, rep.Encoding, enc)
 	}
 }
 
@@ -87,7 +117,6 @@ func checkContract(t *testing.T, r *run, enc string, line, cursorChar, selStartC
 	// initialize
 	var init struct {
 		Capabilities struct {
-			PositionEncoding string `json:"positionEncoding"`
 			TextDocumentSync struct {
 				OpenClose bool `json:"openClose"`
 				Change    int  `json:"change"`
@@ -107,9 +136,7 @@ func checkContract(t *testing.T, r *run, enc string, line, cursorChar, selStartC
 		t.Fatalf("initialize result: %v: %s", err, rep.InitializeResult)
 	}
 	caps := init.Capabilities
-	if caps.PositionEncoding != enc || rep.Encoding != enc {
-		t.Errorf("position encoding: server chose %q, client uses %q; want %q", caps.PositionEncoding, rep.Encoding, enc)
-	}
+	checkEncoding(t, rep, enc)
 	if init.ServerInfo.Name != "opencode-lsp" {
 		t.Errorf("serverInfo.name = %q", init.ServerInfo.Name)
 	}

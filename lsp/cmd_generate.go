@@ -133,7 +133,16 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 	}
 	h := &generateHandler{s: s, ctx: ctx, wd: wd, runID: r.ID}
 	out, err := srv.Run(ctx, task, h)
-	if err != nil {
+	var agentErr *opencode.AgentError
+	switch {
+	case err == nil:
+	case errors.As(err, &agentErr) && ctx.Err() == nil && out != nil:
+		// The agent's turn failed part-way (a model error): whatever it
+		// wrote is still harvested, but kept for review rather than applied.
+		s.showMessage(ctx, protocol.MessageTypeError, "OpenCode: the agent stopped with an error: "+err.Error())
+		no := false
+		a.Apply = &no
+	default:
 		return res, err
 	}
 	for _, c := range out.Commands {
@@ -194,6 +203,9 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 		}
 	}
 	res.Message = strings.TrimSpace(out.Text)
+	if agentErr != nil {
+		notes = append([]string{"the agent stopped with an error: " + agentErr.Error()}, notes...)
+	}
 	if len(notes) > 0 {
 		res.Message = strings.TrimSpace(res.Message + "\n\n" + strings.Join(notes, "\n"))
 	}

@@ -20,7 +20,6 @@ import {
   ResponseError,
   ServerOptions,
   State,
-  TransportKind,
 } from 'vscode-languageclient/node';
 import * as A from './args';
 import { findServer } from './binary';
@@ -74,7 +73,7 @@ let extension: OpenCodeExtension | undefined;
 export async function activate(context: vscode.ExtensionContext): Promise<OpenCodeApi> {
   extension = new OpenCodeExtension(context);
   extension.register();
-  void extension.start();
+  void extension.start().catch(() => undefined);
   return extension.api();
 }
 
@@ -123,6 +122,9 @@ class OpenCodeExtension {
   private serverPath?: string;
   private sandboxUrl?: string;
   private starting?: Promise<void>;
+  private lifecycle: Promise<void> = Promise.resolve();
+  /** the API keys the running server was started with (to ignore secret-storage events that change nothing) */
+  private startedSecrets = '';
   private restartTimer?: NodeJS.Timeout;
   /** chat-panel thread key of each tracked command in flight, by status entry id */
   private readonly chatKeys = new Map<number, string>();
@@ -180,18 +182,28 @@ class OpenCodeExtension {
           void this.client.sendNotification('workspace/didChangeConfiguration', { settings: { [SECTION]: this.section() } });
         }
       }),
-      this.context.secrets.onDidChange((e) => {
-        if (SERVICES.some((s) => secretKey(s) === e.key)) this.scheduleRestart();
+      this.context.secrets.onDidChange(async (e) => {
+        if (!SERVICES.some((s) => secretKey(s) === e.key)) return;
+        // another window changed a key: restart with it (a change made here has restarted already)
+        if (JSON.stringify(await this.readSecrets()) !== this.startedSecrets) this.scheduleRestart();
       }),
     );
   }
 
   // ---- server lifecycle ------------------------------------------------------------------------------------------
 
+  /** start starts the server (after any start, stop or restart already under way). */
   start(): Promise<void> {
-    this.starting = this.doStart();
-    this.starting.catch(() => undefined);
-    return this.starting;
+    return this.serialize(() => this.doStart());
+  }
+
+  /** serialize runs lifecycle steps one after the other, so that two clients never register the same commands. */
+  private serialize(fn: () => Promise<void>): Promise<void> {
+    const p = this.lifecycle.then(fn, fn);
+    this.lifecycle = p.catch(() => undefined);
+    this.starting = p;
+    p.catch(() => undefined);
+    return p;
   }
 
   private async doStart(): Promise<void> {
@@ -226,8 +238,8 @@ class OpenCodeExtension {
     }
     this.serverPath = found.path;
 
-    const secrets: Partial<Record<Service, string>> = {};
-    for (const s of SERVICES) secrets[s] = (await this.context.secrets.get(secretKey(s))) || undefined;
+    const secrets = await this.readSecrets();
+    this.startedSecrets = JSON.stringify(secrets);
     const { env, ignored } = serverEnvironment(process.env, cfg.get<Record<string, unknown>>('serverEnv', {}), secrets);
     if (ignored.length) {
       this.output.appendLine(`[opencode] ignored ${ignored.join(', ')} in opencode.serverEnv: use "OpenCode: Set API Key" (secret storage) for API keys`);
@@ -238,7 +250,7 @@ class OpenCodeExtension {
     const serverOptions: ServerOptions = {
       command: found.path,
       args: cfg.get<string[]>('serverArgs', []),
-      transport: TransportKind.stdio,
+      // no `transport`: vscode-languageclient would add a --stdio flag; stdio is the server's default
       options: { env, cwd: folder },
     };
     const clientOptions: LanguageClientOptions = {
@@ -282,22 +294,27 @@ class OpenCodeExtension {
     this.output.appendLine(`[opencode] ${info?.name ?? 'server'} ${info?.version ?? ''} running; commands: ${this.serverCommands().join(', ')}`);
   }
 
-  async stop(): Promise<void> {
-    const c = this.client;
-    this.client = undefined;
-    if (c) {
-      try {
-        await c.stop();
-      } catch {
-        /* already stopped */
-      }
-      await c.dispose().catch(() => undefined);
-    }
+  stop(): Promise<void> {
+    return this.serialize(() => this.doStop());
   }
 
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
+  private async doStop(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    if (!c) return;
+    try {
+      if (c.isRunning()) await c.stop();
+    } catch {
+      /* already stopped */
+    }
+    await c.dispose().catch(() => undefined);
+  }
+
+  restart(): Promise<void> {
+    return this.serialize(async () => {
+      await this.doStop();
+      await this.doStart();
+    });
   }
 
   private scheduleRestart(): void {
@@ -306,6 +323,12 @@ class OpenCodeExtension {
       this.restartTimer = undefined;
       void this.restart().catch(() => undefined);
     }, 200);
+  }
+
+  private async readSecrets(): Promise<Partial<Record<Service, string>>> {
+    const secrets: Partial<Record<Service, string>> = {};
+    for (const s of SERVICES) secrets[s] = (await this.context.secrets.get(secretKey(s))) || undefined;
+    return secrets;
   }
 
   /** The `opencode` section as the server gets it: only what the user set, answers left to the chat panel. */
@@ -461,7 +484,7 @@ class OpenCodeExtension {
     else await this.context.secrets.delete(secretKey(service));
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
-    await this.restart().catch(() => undefined);
+    await this.restart();
     void vscode.window.showInformationMessage(`OpenCode: ${SERVICE_LABELS[service]} API key ${key ? 'stored' : 'removed'}; opencode-lsp restarted.`);
     return true;
   }

@@ -221,3 +221,64 @@ func TestGenerateForClientWithoutResourceOperations(t *testing.T) {
 		}
 	}
 }
+
+// opencode.ask routes by prefix and keywords; "both" runs chat and the
+// agent at once and returns both.
+func TestAskRoutes(t *testing.T) {
+	ctx := ctxT(t)
+	e, _ := generateEditor(t, &fakeopenrouter.Script{
+		Steps:     []fakeopenrouter.Step{step("write", map[string]any{"filePath": "README.md", "content": "# demo\n"})},
+		FinalText: "Wrote the README.",
+		TitleText: "A README explains a project.", // what a plain chat request (no tools) gets
+	}, nil, nil)
+	e.Initialize(ctx)
+
+	var chatOnly command.AskResult
+	if err := e.Execute(ctx, command.Ask, command.AskArgs{Prompt: "what is a README for?"}, &chatOnly); err != nil {
+		t.Fatal(err)
+	}
+	if chatOnly.Route != "chat" || chatOnly.Chat == nil || chatOnly.Chat.Text != "A README explains a project." || chatOnly.Generate != nil {
+		t.Fatalf("chat route: %+v", chatOnly)
+	}
+	var both command.AskResult
+	if err := e.Execute(ctx, command.Ask, command.AskArgs{Prompt: "/both write a README"}, &both); err != nil {
+		t.Fatal(err)
+	}
+	if both.Route != "both" || both.Chat == nil || both.Generate == nil || !both.Generate.Applied ||
+		len(both.Generate.Files) != 1 || both.Generate.Files[0].Path != "README.md" {
+		t.Fatalf("both route: %+v", both)
+	}
+	if e.ReadFile("README.md") != "# demo\n" {
+		t.Fatal("the generate half did not apply")
+	}
+	if err := e.Execute(ctx, command.Ask, command.AskArgs{Prompt: "/build"}, nil); err == nil || !strings.Contains(err.Error(), "prompt") {
+		t.Fatalf("empty prompt after a prefix: %v", err)
+	}
+}
+
+// The output of commands the agent ran becomes diagnostics, as with
+// opencode.run.
+func TestGenerateCommandOutputBecomesDiagnostics(t *testing.T) {
+	ctx := ctxT(t)
+	e, _ := generateEditor(t, &fakeopenrouter.Script{
+		Steps: []fakeopenrouter.Step{
+			step("write", map[string]any{"filePath": "main.go", "content": "package main\n\nfunc main() {\n\tvar x int = \"no\"\n\t_ = x\n}\n"}),
+			step("bash", map[string]any{"command": "go vet ./...", "description": "vet"}),
+		},
+		FinalText: "Vet fails.",
+	}, nil, nil)
+	e.Initialize(ctx)
+	e.WriteFile("go.mod", goMod)
+	var res command.GenerateResult
+	if err := e.Execute(ctx, command.Generate, command.GenerateArgs{Prompt: "write main.go and vet it"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Commands) != 1 || res.Commands[0].ExitCode == nil || *res.Commands[0].ExitCode == 0 {
+		t.Fatalf("commands: %+v", res.Commands)
+	}
+	uri := e.URI("main.go")
+	e.Await(10*time.Second, "a diagnostic from the agent's go vet", func() bool { return len(e.Diagnostics(uri)) == 1 })
+	if d := e.Diagnostics(uri)[0]; d.Range.Start.Line != 3 || d.Code != "go" {
+		t.Fatalf("diagnostic: %+v", d)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/opencode-lsp/opencode-lsp/lsp"
 	"github.com/opencode-lsp/opencode-lsp/lsp/command"
 	"github.com/opencode-lsp/opencode-lsp/lsp/lsptest"
+	"github.com/opencode-lsp/opencode-lsp/lsp/protocolx"
 )
 
 func runEditor(t *testing.T, enc string) *lsptest.Editor {
@@ -145,5 +146,42 @@ func TestRunTimeoutAndBadArguments(t *testing.T) {
 	err = e.Execute(ctx, command.Run, map[string]any{"timeoutSec": "soon"}, nil)
 	if rpcCode(err) != -32602 || !strings.Contains(err.Error(), "timeoutSec") {
 		t.Fatalf("bad timeout type: %v", err)
+	}
+}
+
+// A command that starts a server: the result carries its URL and the editor
+// is asked to open it (window/showDocument, external).
+func TestRunPreviewOfAListeningServer(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is not installed")
+	}
+	ctx := ctxT(t)
+	shown := make(chan string, 4)
+	e := lsptest.New(t, lsptest.Options{
+		InitializationOptions: map[string]any{"run": map[string]any{"network": true}},
+		Server:                lsp.Options{Providers: localProviders(t)},
+		Hooks: lsptest.Hooks{ShowDocument: func(p protocolx.ShowDocumentParams) bool {
+			if p.External {
+				shown <- p.URI
+			}
+			return true
+		}},
+	})
+	e.Initialize(ctx)
+	var res command.RunResult
+	cmd := `python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print('listening', flush=True); time.sleep(4)"`
+	if err := e.Execute(ctx, command.Run, command.RunArgs{Command: cmd}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res.SandboxURL, "http://127.0.0.1:") {
+		t.Fatalf("sandboxUrl %q; result %+v", res.SandboxURL, res)
+	}
+	select {
+	case u := <-shown:
+		if u != res.SandboxURL {
+			t.Fatalf("showDocument %q, result %q", u, res.SandboxURL)
+		}
+	default:
+		t.Fatal("window/showDocument {external:true} was not sent")
 	}
 }

@@ -248,8 +248,9 @@ func runClient(t *testing.T, c *client, scenario string, o runOpts) *run {
 	env = append(env, extraEnv...)
 	env = append(env, o.env...)
 
-	// The drivers bound every wait themselves (20 s); this only catches a client that hangs outright.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// The drivers bound every wait themselves (20 s, or a step's timeoutMs); this only catches a client
+	// that hangs outright.
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = ws
@@ -276,7 +277,7 @@ func runClient(t *testing.T, c *client, scenario string, o runOpts) *run {
 		return b.String()
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("%s did not finish %s within %v%s", c.name, scenario, 2*time.Minute, logs())
+		t.Fatalf("%s did not finish %s within %v%s", c.name, scenario, hangTimeout, logs())
 	}
 	if err != nil || rerr != nil || rep.Error != "" {
 		t.Fatalf("%s failed to run %s: %v %v%s", c.name, scenario, err, rerr, logs())
@@ -289,6 +290,9 @@ func runClient(t *testing.T, c *client, scenario string, o runOpts) *run {
 
 // clientLogPath is the driver's log, or the client's own log file when the
 // driver did not get to copy it (Neovim's lsp.log lives under XDG dirs).
+// hangTimeout bounds one client run from outside.
+const hangTimeout = 4 * time.Minute
+
 func clientLogPath(log, home string) string {
 	if _, err := os.Stat(log); err == nil {
 		return log

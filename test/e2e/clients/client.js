@@ -294,12 +294,12 @@ function waitFor(what, pred, ms = timeoutMs) {
     check();
   });
 }
-function request(type, params, what) {
+function request(type, params, what, ms = timeoutMs) {
   let timer;
   const src = new P.CancellationTokenSource();
   return Promise.race([
     conn.sendRequest(type, params, src.token),
-    new Promise((_, reject) => { timer = setTimeout(() => { src.cancel(); reject(new Error(`timed out after ${timeoutMs} ms waiting for the answer to ${what}`)); }, timeoutMs); }),
+    new Promise((_, reject) => { timer = setTimeout(() => { src.cancel(); reject(new Error(`timed out after ${ms} ms waiting for the answer to ${what}`)); }, ms); }),
   ]).finally(() => clearTimeout(timer));
 }
 const errorOf = (e) => (e instanceof P.ResponseError ? { code: e.code, message: e.message, data: e.data ?? null } : null);
@@ -365,21 +365,21 @@ async function step(s) {
       const diagnostics = (report.publishedDiagnostics[rel(uri)] || []).filter((x) => inRange(x.range));
       const res = { range, actions: [] };
       report.results[s.id] = res;
-      const actions = await request(P.CodeActionRequest.type, { textDocument: { uri }, range, context: { diagnostics, only: s.only, triggerKind: 1 } }, 'textDocument/codeAction');
+      const actions = await request(P.CodeActionRequest.type, { textDocument: { uri }, range, context: { diagnostics, only: s.only, triggerKind: 1 } }, 'textDocument/codeAction', s.timeoutMs);
       res.actions = (actions || []).map((a) => (typeof a.command === 'string'
         ? { title: a.title, kind: null, isCommand: true, command: { title: a.title, command: a.command, arguments: a.arguments || [] } }
         : { title: a.title, kind: a.kind ?? null, isCommand: false, diagnostics: (a.diagnostics || []).length, command: a.command || null, hasEdit: !!a.edit }));
       if (s.choose) {
         const a = res.actions.find((x) => x.title === s.choose);
         if (!a) throw new Error(`no code action titled ${JSON.stringify(s.choose)}`);
-        if (a.command) await execute(res, a.command.command, a.command.arguments);
+        if (a.command) await execute(res, a.command.command, a.command.arguments, s.timeoutMs);
       }
       return;
     }
     case 'executeCommand': {
       const res = {};
       report.results[s.id] = res;
-      await execute(res, s.command, expand(s.arguments || []));
+      await execute(res, s.command, expand(s.arguments || []), s.timeoutMs);
       return;
     }
     case 'waitDiagnostics': {
@@ -405,10 +405,10 @@ async function step(s) {
       throw new Error(`unknown step op ${JSON.stringify(s.op)}`);
   }
 }
-async function execute(res, command, args) {
+async function execute(res, command, args, ms) {
   res.command = command;
   try {
-    res.result = await request(P.ExecuteCommandRequest.type, { command, arguments: args }, `workspace/executeCommand ${command}`);
+    res.result = await request(P.ExecuteCommandRequest.type, { command, arguments: args }, `workspace/executeCommand ${command}`, ms);
     if (res.result === undefined) res.result = null;
   } catch (e) {
     const re = errorOf(e);

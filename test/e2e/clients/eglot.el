@@ -282,7 +282,9 @@
     (flymake-mode 1)))
 
 (defun e2e-step (s)
-  (let ((op (gethash "op" s)) (id (gethash "id" s)) (results (gethash "results" e2e-report)))
+  (let ((op (gethash "op" s)) (id (gethash "id" s)) (results (gethash "results" e2e-report))
+        (jsonrpc-default-request-timeout (if (gethash "timeoutMs" s) (ceiling (gethash "timeoutMs" s) 1000)
+                                           jsonrpc-default-request-timeout)))
     (pcase op
       ("open" (e2e-open (gethash "file" s)))
       ("close" (kill-buffer (e2e-buffer (gethash "file" s))))

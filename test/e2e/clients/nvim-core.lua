@@ -195,9 +195,9 @@ return function(A)
       command = a.command or vim.NIL, hasEdit = a.edit ~= nil }
   end
 
-  local function execute(res, command, args)
+  local function execute(res, command, args, ms)
     res.command = command
-    local r, err = A.request_sync(client, 'workspace/executeCommand', { command = command, arguments = args }, timeout,
+    local r, err = A.request_sync(client, 'workspace/executeCommand', { command = command, arguments = args }, ms or timeout,
       api.nvim_get_current_buf())
     if not r then error('workspace/executeCommand ' .. command .. ': ' .. tostring(err), 0) end
     if r.err then
@@ -251,7 +251,7 @@ return function(A)
     local n_msgs = #report.editorMessages
     last_code_action_params = nil
     A.code_action(range, opt(s.only))
-    wait('code actions', timeout, function()
+    wait('code actions', opt(s.timeoutMs), function()
       for i = n_msgs + 1, #report.editorMessages do
         if report.editorMessages[i]:find('No code actions', 1, true) then no_actions = true end
       end
@@ -272,7 +272,7 @@ return function(A)
       res.command = type(a.command) == 'string' and a.command or (a.command and a.command.command) or vim.NIL
       local before, n_refusals = #command_responses, #refusals
       offered.on_choice(chosen) -- Neovim runs the action its own way (workspace/executeCommand, or a refusal)
-      wait('the chosen code action to run', timeout, function()
+      wait('the chosen code action to run', opt(s.timeoutMs), function()
         return #command_responses > before or #refusals > n_refusals
       end)
       local r = command_responses[before + 1]
@@ -288,7 +288,7 @@ return function(A)
   function steps.executeCommand(s)
     local res = dict()
     report.results[s.id] = res
-    execute(res, s.command, expand(opt(s.arguments) or {}))
+    execute(res, s.command, expand(opt(s.arguments) or {}), opt(s.timeoutMs))
   end
   function steps.waitDiagnostics(s)
     local f = s.file

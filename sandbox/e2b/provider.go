@@ -32,7 +32,8 @@
 //
 // Endpoints: E2B_API_URL (control plane), E2B_DOMAIN and E2B_SANDBOX_URL
 // (envd base for every sandbox, with the E2b-Sandbox-Id/E2b-Sandbox-Port
-// headers) override the defaults; plain http:// works. The API key goes in
+// headers; preview URLs then use it too, see [Sandbox.PreviewURL]) override
+// the defaults; plain http:// works. The API key goes in
 // X-API-KEY to the control plane only; envd requests carry the sandbox's
 // X-Access-Token instead. 429 and 503 answers are retried with bounded
 // backoff honouring Retry-After; every other failure is an error naming the
@@ -45,6 +46,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -203,6 +205,10 @@ func (s *Sandbox) Client() *Client { return s.client }
 
 // PreviewURL returns https://<port>-<sandboxID>.<domain> (spec §4), with the
 // e2b-traffic-access-token header when the sandbox restricts public traffic.
+// When Config.SandboxURL (E2B_SANDBOX_URL) is set, every port is reached
+// through that shared host instead, named by the same routing headers the
+// envd traffic carries (E2b-Sandbox-Id, and E2b-Sandbox-Port = port), so
+// that a self-hosted edge or a loopback fake serves previews too.
 func (s *Sandbox) PreviewURL(ctx context.Context, port int) (sandbox.Preview, error) {
 	if port <= 0 || port > 65535 {
 		return sandbox.Preview{}, fmt.Errorf("e2b: preview URL of sandbox %s: invalid port %d", s.id, port)
@@ -211,10 +217,38 @@ func (s *Sandbox) PreviewURL(ctx context.Context, port int) (sandbox.Preview, er
 		return sandbox.Preview{}, err
 	}
 	pv := sandbox.Preview{URL: fmt.Sprintf("https://%d-%s.%s", port, s.id, s.domain)}
+	if s.client.sbURL != nil {
+		pv = sandbox.Preview{URL: s.client.sbURL.String(), Headers: map[string]string{
+			"E2b-Sandbox-Id": s.id, "E2b-Sandbox-Port": strconv.Itoa(port),
+		}}
+	}
 	if s.trafficToken != "" {
-		pv.Headers = map[string]string{"e2b-traffic-access-token": s.trafficToken}
+		if pv.Headers == nil {
+			pv.Headers = map[string]string{}
+		}
+		pv.Headers["e2b-traffic-access-token"] = s.trafficToken
 	}
 	return pv, nil
+}
+
+// SetTimeout makes the sandbox expire d from now (POST
+// /sandboxes/{id}/timeout), which may shorten its life as well as extend
+// it; operations push the expiry forward again as usual. A sandbox that is
+// gone gives an error matching sandbox.ErrClosed.
+func (s *Sandbox) SetTimeout(ctx context.Context, d time.Duration) error {
+	if err := s.checkOpen("set timeout"); err != nil {
+		return err
+	}
+	if err := s.client.SetTimeout(ctx, s.id, d); err != nil {
+		if errors.Is(err, ErrSandboxNotFound) {
+			return fmt.Errorf("%w: %w", sandbox.ErrClosed, err)
+		}
+		return err
+	}
+	s.mu.Lock()
+	s.expiresAt = time.Now().Add(d)
+	s.mu.Unlock()
+	return nil
 }
 
 // Close kills the sandbox, even when ctx is already cancelled (a cloud

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -133,6 +135,10 @@ func (s *Server) envdHandler() http.Handler {
 		sb := s.lookup(id)
 		if sb == nil {
 			writeEdge502(w, id)
+			return
+		}
+		if port := previewPort(r); port != 0 {
+			s.servePreview(w, r, sb, port)
 			return
 		}
 		tok := r.Header.Get("X-Access-Token")
@@ -331,4 +337,30 @@ func lookupGroup(gid uint32) string {
 		return g.Name
 	}
 	return strconv.Itoa(int(gid))
+}
+
+// previewPort is the port a request through the shared sandbox host is for
+// when it is not envd's (E2b-Sandbox-Port), else 0.
+func previewPort(r *http.Request) int {
+	p, err := strconv.Atoi(r.Header.Get("E2b-Sandbox-Port"))
+	if err != nil || p <= 0 || p > 65535 || p == envdPort {
+		return 0
+	}
+	return p
+}
+
+// servePreview plays the edge for a public port of a sandbox (spec §4):
+// commands run on the host, so the port is 127.0.0.1:<port>. Nobody
+// listening gives the edge's 502.
+func (s *Server) servePreview(w http.ResponseWriter, r *http.Request, sb *sandbox, port int) {
+	target := &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		writeJSON(w, http.StatusBadGateway, map[string]any{
+			"code": http.StatusBadGateway, "message": fmt.Sprintf("The sandbox is running but port is not open: %d", port), "sandboxId": sb.id, "port": port,
+		})
+	}
+	r.Header.Del("E2b-Sandbox-Id")
+	r.Header.Del("E2b-Sandbox-Port")
+	rp.ServeHTTP(w, r)
 }

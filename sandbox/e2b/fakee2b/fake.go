@@ -20,6 +20,11 @@
 // closing the server) can end everything it started; commands that made a
 // group of their own (setsid) are killed by their pid's group too.
 //
+// Public ports are served like E2B's edge serves <port>-<id>.<domain>: a
+// request to the envd listener whose E2b-Sandbox-Port header names another
+// port than envd's is forwarded to that port on the host, where the
+// sandbox's commands listen (recorded as [ServicePreview]).
+//
 // Every request is recorded ([Server.Requests]) so tests can check which
 // headers went where, and faults can be injected ([Server.InjectFault],
 // [Server.KillSandbox]).
@@ -66,10 +71,17 @@ type Options struct {
 }
 
 // Service names used in [Request.Service] and [Fault.Service].
+// ServicePreview is a request for another port of a sandbox through the
+// shared sandbox host (E2b-Sandbox-Port other than envd's 49983), which the
+// fake forwards to that port on the host.
 const (
-	ServiceAPI  = "api"
-	ServiceEnvd = "envd"
+	ServiceAPI     = "api"
+	ServiceEnvd    = "envd"
+	ServicePreview = "preview"
 )
+
+// envdPort is envd's port inside a sandbox.
+const envdPort = 49983
 
 // Request is one recorded request.
 type Request struct {
@@ -274,6 +286,9 @@ func (s *Server) lookup(id string) *sandbox {
 // record logs the request and applies injected faults before serving it.
 func (s *Server) record(service string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if service == ServiceEnvd && previewPort(r) != 0 {
+			service = ServicePreview
+		}
 		rec := &recorded{req: Request{
 			Service:  service,
 			Method:   r.Method,

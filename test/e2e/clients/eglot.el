@@ -287,7 +287,9 @@
                                            jsonrpc-default-request-timeout)))
     (pcase op
       ("open" (e2e-open (gethash "file" s)))
-      ("close" (kill-buffer (e2e-buffer (gethash "file" s))))
+      ("close" (with-current-buffer (e2e-buffer (gethash "file" s))  ; unsaved changes are discarded, no prompt
+                 (set-buffer-modified-p nil)
+                 (let ((kill-buffer-query-functions nil)) (kill-buffer))))
       ("insert" (with-current-buffer (e2e-buffer (gethash "file" s))
                   (goto-char (e2e-resolve (gethash "at" s)))
                   (insert (gethash "text" s))))

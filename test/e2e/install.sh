@@ -1,6 +1,7 @@
 #!/bin/bash
 # Installs the LSP clients that the end-to-end suite (test/e2e) drives opencode-lsp with.
-# Idempotent; run as root on Debian 12 (bookworm) x86_64. Reaches only Debian's apt mirror and the npm registry.
+# Idempotent; run as root (or with sudo for the apt packages) on Debian 12 (bookworm) x86_64. Reaches only Debian's
+# apt mirror and the npm registry.
 #
 # usage: test/e2e/install.sh [section...]     (no section = all)
 #   apt     Neovim 0.7.2, Emacs 28 + elpa-eglot 1.9 (bookworm packages)
@@ -25,6 +26,8 @@ for s in $SECTIONS; do
   case $s in apt | node | nvim | emacs) ;; *) echo "install.sh: unknown section '$s' (apt node nvim emacs)" >&2; exit 2 ;; esac
 done
 want() { [ -z "$SECTIONS" ] || [[ " $SECTIONS " == *" $1 "* ]]; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 T0=$(date +%s)
 step() { echo "== e2e install: $* (+$(($(date +%s) - T0))s)"; }
 run() { echo "+ $*"; "$@"; }
@@ -50,9 +53,9 @@ apt_install() {
   if [ ${#missing[@]} -eq 0 ]; then echo "already installed: $*"; return; fi
   # an apt index that is missing or older than a day is refreshed once
   if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mtime -1 2>/dev/null | head -1)" ]; then
-    run flock /tmp/apt.lock apt-get update -qq
+    run $SUDO flock /tmp/apt.lock apt-get update -qq
   fi
-  run flock /tmp/apt.lock apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  run $SUDO env DEBIAN_FRONTEND=noninteractive flock /tmp/apt.lock apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 # altapt DIR SUITE... : prints apt-get options for a private apt state (own sources, lists, cache and an empty dpkg

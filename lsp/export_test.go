@@ -6,6 +6,7 @@ import (
 
 	"go.lsp.dev/protocol"
 
+	"github.com/opencode-lsp/opencode-lsp/agent/changeset"
 	"github.com/opencode-lsp/opencode-lsp/lsp/protocolx"
 )
 
@@ -74,4 +75,16 @@ func (s *Server) CurrentSettings() Settings { return s.Settings() }
 // AskUser exposes showMessageRequest.
 func (s *Server) AskUser(ctx context.Context, msg string, actions ...string) (string, error) {
 	return s.showMessageRequest(ctx, protocol.MessageTypeInfo, msg, actions...)
+}
+
+// ApplyHarvest exposes what opencode.generate does with harvested changes
+// once the agent is idle: toFileChanges against the editor's open buffers
+// (taken now; generate takes them at snapshot time), then one
+// workspace/applyEdit through applyChanges, with needsConfirmation as a
+// default generate run sets it. refused counts the changes left out.
+func (s *Server) ApplyHarvest(ctx context.Context, root string, changes []changeset.Change) (applied bool, reason string, refused int, err error) {
+	overlays, versions := s.overlays(root)
+	fcs, conflicts := s.toFileChanges(root, changes, overlays, versions)
+	out, err := s.applyChanges(ctx, "OpenCode: bench", fcs, true)
+	return out.Applied, out.Reason, len(conflicts), err
 }

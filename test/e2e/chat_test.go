@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencode-lsp/opencode-lsp/agent/openrouter/fakeopenrouter"
 	"github.com/opencode-lsp/opencode-lsp/lsp/command"
@@ -247,4 +248,64 @@ func selectionIn(user string, line int) (string, bool) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestCancel runs scenarios/cancel.json in every client: while a chat's
+// stream is stalled after its first chunk the server answers opencode.status
+// (the run is running), and opencode.cancel stops it: the model's stream is
+// closed and the run is listed as cancelled. The chat's own request answers
+// RequestCancelled (-32800), which Neovim takes for the acknowledgement of a
+// $/cancelRequest of its own and drops: its handler never runs.
+func TestCancel(t *testing.T) {
+	for _, c := range clients {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
+			fake.SetHandler(func(fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
+				return fakeopenrouter.Reply{Chunks: chatAnswer, Hang: fakeopenrouter.HangAfterFirstChunk}
+			})
+			r := runClient(t, c, "cancel.json", runOpts{env: []string{"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL}})
+			rep := r.report
+			defer func() {
+				if t.Failed() {
+					t.Log(r.logs())
+				}
+			}()
+			runs := func(id string) []command.RunStatus {
+				var st command.StatusResult
+				if res := rep.Results[id]; res.Error != nil || json.Unmarshal(res.Result, &st) != nil {
+					t.Fatalf("%s: opencode.status answered %s, error %+v", id, res.Result, res.Error)
+				}
+				return st.Runs
+			}
+			running := runs("running")
+			if len(running) != 1 || running[0].Kind != "chat" || running[0].State != "running" {
+				t.Fatalf("opencode.status during the chat: runs %+v, want one running chat", running)
+			}
+			var cr command.CancelResult
+			if res := rep.Results["cancel"]; res.Error != nil || json.Unmarshal(res.Result, &cr) != nil ||
+				len(cr.Cancelled) != 1 || cr.Cancelled[0] != running[0].RunID {
+				t.Fatalf("opencode.cancel {}: %s %+v, want [%s]", res.Result, res.Error, running[0].RunID)
+			}
+			if after := runs("status"); !slices.Contains(after, command.RunStatus{RunID: cr.Cancelled[0], Kind: "chat", State: "cancelled"}) {
+				t.Errorf("opencode.status after the cancel: runs %+v, want %s cancelled", after, cr.Cancelled[0])
+			}
+			select {
+			case <-fake.Disconnected():
+			case <-time.After(10 * time.Second):
+				t.Errorf("the model's stream was still open 10 s after the cancel")
+			}
+			slow := rep.Results["slow"]
+			switch {
+			case strings.HasPrefix(rep.Client.Version, "0."): // Neovim
+				if slow.Error != nil || len(slow.Result) != 0 {
+					t.Logf("Neovim got an answer to the cancelled chat: %s %+v", slow.Result, slow.Error)
+				} else {
+					t.Logf("Neovim dropped the cancelled chat's answer (RequestCancelled): its request stays pending")
+				}
+			case slow.Error == nil || slow.Error.Code == nil || *slow.Error.Code != -32800:
+				t.Errorf("the cancelled chat answered %s, error %+v; want RequestCancelled (-32800)", slow.Result, slow.Error)
+			}
+		})
+	}
 }

@@ -320,6 +320,7 @@ function diagnosticsAsSeen(file) {
 }
 
 // ---- steps
+const pending = new Map(); // id -> promise of an asynchronous executeCommand
 async function step(s) {
   switch (s.op) {
     case 'open': {
@@ -379,7 +380,14 @@ async function step(s) {
     case 'executeCommand': {
       const res = {};
       report.results[s.id] = res;
-      await execute(res, s.command, expand(s.arguments || []), s.timeoutMs);
+      const done = execute(res, s.command, expand(s.arguments || []), s.timeoutMs);
+      if (s.async) { pending.set(s.id, done); done.catch(() => {}); return; } // answered later: see "await"
+      await done;
+      return;
+    }
+    case 'await': {
+      if (!pending.has(s.id)) throw new Error(`no asynchronous command ${JSON.stringify(s.id)}`);
+      await pending.get(s.id);
       return;
     }
     case 'waitDiagnostics': {

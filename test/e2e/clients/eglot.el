@@ -326,15 +326,36 @@
        (let ((res (e2e-obj "command" (gethash "command" s)))
              (args (e2e-expand (or (gethash "arguments" s) []))))
          (puthash id res results)
-         ;; from a buffer eglot manages, as M-x in a source buffer (eglot 1.17 fails an eglot--request made
-         ;; from any other buffer: it fetches changes with a nil track-changes id)
-         (with-current-buffer (or (car (eglot--managed-buffers e2e-server)) (current-buffer))
-           (condition-case nil
-               (if (fboundp 'eglot-execute)
-                   (eglot-execute e2e-server (list :command (gethash "command" s) :arguments args))
-                 (eglot-execute-command e2e-server (intern (gethash "command" s)) args))
-             (jsonrpc-error nil)))
-         (e2e-record-command res)))
+         (if (eq (gethash "async" s) t)
+             ;; answered later (see "await"), as eglot's own asynchronous requests are
+             (progn
+               (puthash "pending" t res)
+               (jsonrpc-async-request e2e-server :workspace/executeCommand
+                                      (list :command (gethash "command" s) :arguments args)
+                                      :success-fn (lambda (result) (remhash "pending" res) (puthash "result" (or result :null) res))
+                                      :error-fn (lambda (err)
+                                                  (remhash "pending" res)
+                                                  (puthash "error" (e2e-obj "code" (or (plist-get err :code) :null)
+                                                                            "message" (or (plist-get err :message) "")
+                                                                            "data" (or (plist-get err :data) :null))
+                                                           res))
+                                      :timeout-fn (lambda () (remhash "pending" res)
+                                                    (puthash "error" (e2e-obj "code" :null "message" "timed out") res))
+                                      :timeout (/ (or (gethash "timeoutMs" s) (* 1000 e2e-timeout)) 1000.0)))
+           ;; from a buffer eglot manages, as M-x in a source buffer (eglot 1.17 fails an eglot--request made
+           ;; from any other buffer: it fetches changes with a nil track-changes id)
+           (with-current-buffer (or (car (eglot--managed-buffers e2e-server)) (current-buffer))
+             (condition-case nil
+                 (if (fboundp 'eglot-execute)
+                     (eglot-execute e2e-server (list :command (gethash "command" s) :arguments args))
+                   (eglot-execute-command e2e-server (intern (gethash "command" s)) args))
+               (jsonrpc-error nil)))
+           (e2e-record-command res))))
+      ("await"
+       (let ((res (gethash id results)))
+         (unless res (error "No asynchronous command %s" id))
+         (e2e-wait (format "the answer to %s" id) (lambda () (not (gethash "pending" res)))
+                   (and (gethash "timeoutMs" s) (/ (gethash "timeoutMs" s) 1000.0)))))
       ("waitDiagnostics"
        (let* ((file (gethash "file" s)) (source (gethash "source" s))
               (min (or (gethash "min" s) 1)) (max (gethash "max" s))

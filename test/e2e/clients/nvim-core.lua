@@ -285,10 +285,29 @@ return function(A)
       end
     end
   end
+  local pending = {} -- id -> true while an asynchronous executeCommand awaits its answer
   function steps.executeCommand(s)
     local res = dict()
     report.results[s.id] = res
-    execute(res, s.command, expand(opt(s.arguments) or {}), opt(s.timeoutMs))
+    if not opt(s.async) then
+      return execute(res, s.command, expand(opt(s.arguments) or {}), opt(s.timeoutMs))
+    end
+    res.command = s.command
+    pending[s.id] = true
+    local ok = A.request(client, 'workspace/executeCommand', { command = s.command, arguments = expand(opt(s.arguments) or {}) },
+      function(err, result)
+        if err then
+          res.error = { code = err.code, message = err.message, data = err.data or vim.NIL }
+        else
+          res.result = result == nil and vim.NIL or result
+        end
+        pending[s.id] = nil
+      end, api.nvim_get_current_buf())
+    if not ok then error('workspace/executeCommand ' .. s.command .. ': the request was not sent', 0) end
+  end
+  function steps.await(s)
+    if not report.results[s.id] then error('no asynchronous command ' .. tostring(s.id), 0) end
+    wait('the answer to ' .. s.id, opt(s.timeoutMs), function() return not pending[s.id] end)
   end
   function steps.waitDiagnostics(s)
     local f = s.file

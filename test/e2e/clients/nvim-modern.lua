@@ -66,6 +66,10 @@ local adapter = {
     if has011 then return client:request_sync(method, params, ms, bufnr) end
     return client.request_sync(method, params, ms, bufnr)
   end,
+  request = function(client, method, params, handler, bufnr)
+    if has011 then return client:request(method, params, handler, bufnr) end
+    return client.request(method, params, handler, bufnr)
+  end,
   code_action = function(range, only)
     vim.lsp.buf.code_action({ context = { only = only }, range = range })
   end,

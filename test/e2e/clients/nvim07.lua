@@ -42,6 +42,7 @@ local adapter = {
   request_sync = function(client, method, params, ms, bufnr)
     return client.request_sync(method, params, ms, bufnr)
   end,
+  request = function(client, method, params, handler, bufnr) return client.request(method, params, handler, bufnr) end,
   code_action = function(range, only)
     local context = { only = only }
     if range then

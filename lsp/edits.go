@@ -99,7 +99,7 @@ func (s *Server) applyChanges(ctx context.Context, label string, changes []fileC
 		case actionCreated:
 			if caps.DocumentChanges && canCreate {
 				edit.DocumentChanges = append(edit.DocumentChanges,
-					protocolx.DocumentChange{CreateFile: &protocolx.CreateFile{URI: c.URI, Options: &protocolx.CreateFileOptions{IgnoreIfExists: true}, AnnotationID: annotate}},
+					protocolx.DocumentChange{CreateFile: &protocolx.CreateFile{URI: c.URI, AnnotationID: annotate}}, // fails if the file appeared meanwhile: never overwrite
 					protocolx.DocumentChange{TextDocumentEdit: &protocolx.TextDocumentEdit{
 						TextDocument: protocolx.OptionalVersionedTextDocumentIdentifier{URI: c.URI},
 						Edits:        []protocolx.AnnotatedTextEdit{{NewText: string(c.New), AnnotationID: annotate}},

@@ -298,3 +298,24 @@ func TestShowMessageRequestTimesOut(t *testing.T) {
 	}
 	_ = protocolx.MethodChatDelta
 }
+
+// A file the change set creates that appeared in the workspace meanwhile is
+// never overwritten: the whole edit is refused.
+func TestApplyEditNeverOverwritesAFileThatAppeared(t *testing.T) {
+	ctx := ctxT(t)
+	e := lsptest.New(t, lsptest.Options{})
+	e.Initialize(ctx)
+	s := serverOf(t, ctx, e)
+	e.WriteFile("new.txt", "the user's own file\n")
+	e.WriteFile("other.txt", "1\n")
+	applied, reason, _, err := s.ApplyChanges(ctx, []lsp.TestChange{
+		{Rel: "new.txt", Path: filepath.Join(e.Root, "new.txt"), Action: "created", New: []byte("agent\n")},
+		{Rel: "other.txt", Path: filepath.Join(e.Root, "other.txt"), Action: "modified", Base: []byte("1\n"), New: []byte("2\n")},
+	})
+	if err != nil || applied || reason == "" {
+		t.Fatalf("applied=%v reason=%q err=%v", applied, reason, err)
+	}
+	if e.ReadFile("new.txt") != "the user's own file\n" || e.ReadFile("other.txt") != "1\n" {
+		t.Fatalf("a refused edit changed files: new=%q other=%q", e.ReadFile("new.txt"), e.ReadFile("other.txt"))
+	}
+}

@@ -55,7 +55,9 @@ func (s *Server) initialize(ctx context.Context, params json.RawMessage) (any, e
 	if p.ProcessID != nil {
 		s.processID = *p.ProcessID
 	}
+	s.rootsMu.Lock()
 	s.roots = workspaceRoots(p)
+	s.rootsMu.Unlock()
 
 	s.settingsMu.Lock()
 	st, problems := ParseSettings(s.settings, p.InitializationOptions)
@@ -70,7 +72,7 @@ func (s *Server) initialize(ctx context.Context, params json.RawMessage) (any, e
 	if s.processID > 0 {
 		go s.watchProcess(s.ctx, int(s.processID))
 	}
-	s.log.Info("Initialize", "client", s.clientName, "roots", s.roots, "positionEncoding", s.encoding,
+	s.log.Info("Initialize", "client", s.clientName, "roots", s.workspaceRoots(), "positionEncoding", s.encoding,
 		"workDoneProgress", caps.WorkDoneProgress, "documentChanges", caps.DocumentChanges,
 		"resourceOperations", caps.ResourceOperations, "showDocument", caps.ShowDocument)
 
@@ -133,6 +135,7 @@ func workspaceRoots(p protocolx.InitializeParams) []string {
 
 func (s *Server) initialized(ctx context.Context, _ json.RawMessage) (any, error) {
 	s.state.CompareAndSwap(int32(stateInitializing), int32(stateInitialized))
+	s.sandboxes.startup(s.ctx) // kill orphan cloud sandboxes, in the background
 	if s.caps.Configuration {
 		go s.pullConfiguration(s.ctx)
 	}

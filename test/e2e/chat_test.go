@@ -38,23 +38,27 @@ func answerFor(req fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
 	return fakeopenrouter.Reply{Chunks: chatAnswer}
 }
 
-// TestChat runs scenarios/chat.json in every client and encoding against the
-// spec-faithful OpenRouter fake: code actions chosen in the client's own menu
-// run opencode.explain and opencode.chat, a question comes from
-// window/showMessageRequest, and the answer streams as opencode/chatDelta with
-// progress. The selections the clients computed must reach the model as
-// exactly the selected text — the server's é😀 mapping in each encoding.
+// TestChat runs scenarios/chat.json in every client (in its own encoding;
+// TestRun goes through the others) against the spec-faithful OpenRouter
+// fake: code actions chosen in the client's own menu run opencode.explain and
+// opencode.chat, a question comes from window/showMessageRequest, and the
+// answer streams as opencode/chatDelta with progress. The selections the
+// client computed must reach the model as exactly the selected text.
 func TestChat(t *testing.T) {
 	line, text := emojiLine(t)
-	forEachEncoding(t, func(t *testing.T, c *client, enc, offer string) {
-		fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
-		fake.SetHandler(answerFor)
-		r := runClient(t, c, "chat.json", runOpts{encoding: offer, env: []string{
-			"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
-		}})
-		checkEncoding(t, r.report, enc)
-		checkChat(t, r, fake, enc, line, text)
-	})
+	for _, c := range clients {
+		enc := c.encodings[0]
+		t.Run(c.name+"/"+enc, func(t *testing.T) {
+			t.Parallel()
+			fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
+			fake.SetHandler(answerFor)
+			r := runClient(t, c, "chat.json", runOpts{env: []string{
+				"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
+			}})
+			checkEncoding(t, r.report, enc)
+			checkChat(t, r, fake, enc, line, text)
+		})
+	}
 }
 
 func checkChat(t *testing.T, r *run, fake *fakeopenrouter.Server, enc string, line int, lineText string) {

@@ -6,22 +6,41 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencode-lsp/opencode-lsp/agent/openrouter/fakeopenrouter"
 	"github.com/opencode-lsp/opencode-lsp/lsp/command"
 )
 
-// TestRun runs scenarios/run.json in every client and encoding: "Run in
-// sandbox" chosen in the client's own menu runs gofmt in the local sandbox,
-// and the syntax error it reports after `é😀` (a byte column) must come back
-// as a diagnostic that the client itself places on the stray parenthesis —
-// the server's byte → negotiated-encoding mapping and the client's
-// encoding → buffer mapping together. A code action over it offers the fix.
+// TestRun runs scenarios/run.json in every client and every position encoding
+// it can use — the é😀 mapping both ways. Server → client: "Run in sandbox"
+// chosen in the client's own menu runs gofmt in the local sandbox, and the
+// syntax error it reports after `é😀` (a byte column) must come back as a
+// diagnostic that the client itself places on the stray parenthesis (the
+// server's byte → negotiated-encoding mapping and the client's encoding →
+// buffer mapping together); a code action over it offers the fix. Client →
+// server: Explain on a selection of exactly `é😀` must send exactly that text
+// to the model.
 func TestRun(t *testing.T) {
 	line, text := emojiLine(t)
 	prefix := text[:strings.Index(text, "missing")+len("missing")] // the text before the error
 	forEachEncoding(t, func(t *testing.T, c *client, enc, offer string) {
-		r := runClient(t, c, "run.json", runOpts{encoding: offer})
+		fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
+		fake.SetHandler(answerFor)
+		r := runClient(t, c, "run.json", runOpts{encoding: offer, env: []string{
+			"OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL,
+		}})
 		checkEncoding(t, r.report, enc)
 		checkRun(t, r, enc, line, prefix)
+		var sels []string
+		for _, req := range fake.ChatRequests() {
+			if n := len(req.Messages); n > 0 {
+				if sel, ok := selectionIn(req.Messages[n-1].Text(), line+1); ok {
+					sels = append(sels, sel)
+				}
+			}
+		}
+		if res := r.report.Results["explain"]; res.Error != nil || len(sels) != 1 || sels[0] != "é😀" {
+			t.Errorf("Explain on é😀 (%s): error %+v, the model got the selections %q; want exactly [\"é😀\"]", enc, res.Error, sels)
+		}
 	})
 }
 

@@ -504,7 +504,8 @@ class OpenCodeExtension {
     const client = await this.runningClient();
     const label = A.describe(command, arg);
     const id = this.status.start(label);
-    const isChat = command === A.ServerCommand.chat || command === A.ServerCommand.explain || command === A.ServerCommand.ask;
+    // chat answers stream into the panel; so does the agent's own account of its work (Generate)
+    const isChat = command === A.ServerCommand.chat || command === A.ServerCommand.explain || command === A.ServerCommand.ask || command === A.ServerCommand.generate;
     let key: string | undefined;
     if (isChat) {
       const a = arg as { prompt?: string; threadId?: string };
@@ -543,11 +544,12 @@ class OpenCodeExtension {
       case A.ServerCommand.ask: {
         const r = res as AskResult;
         if (key && r.chat) this.finishChat(key, r.chat);
-        else if (key) this.transcript.fail(key, `Routed to ${r.route}: see the generated changes.`), this.chat.update(key);
+        else if (key) this.finishChat(key, { threadId: '', text: r.generate?.message ?? `Routed to ${r.route}.` });
         if (r.generate) this.presentGenerate(r.generate);
         break;
       }
       case A.ServerCommand.generate:
+        if (key) this.finishChat(key, { threadId: '', text: (res as GenerateResult).message ?? '' });
         this.presentGenerate(res as GenerateResult);
         break;
       case A.ServerCommand.run:

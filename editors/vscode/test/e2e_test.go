@@ -38,6 +38,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencode-lsp/opencode-lsp/agent/chat"
 	"github.com/opencode-lsp/opencode-lsp/agent/openrouter/fakeopenrouter"
 )
 
@@ -55,6 +56,11 @@ var answer = []string{
 	"See [fmt](https://pkg.go.dev/fmt). ",
 	`<img src=x onerror="document.title='pwned'">`,
 }
+
+// generatePrompt is what the user asks the agent for; mainTest is the file the scripted agent writes.
+const generatePrompt = "Create a test for main"
+
+const mainTest = "package main\n\nimport \"testing\"\n\nfunc TestMain(t *testing.T) { main() }\n"
 
 const mainGo = `package main
 
@@ -100,6 +106,29 @@ type report struct {
 	} `json:"transcript"`
 	Run         json.RawMessage `json:"run"`
 	Diagnostics []diagnostic    `json:"diagnostics"`
+	Ask         *struct {
+		Route string `json:"route"`
+		Chat  *struct {
+			ThreadID string `json:"threadId"`
+			Text     string `json:"text"`
+		} `json:"chat"`
+	} `json:"ask"`
+	Generate *struct {
+		RunID   string `json:"runId"`
+		Message string `json:"message"`
+		Files   []struct {
+			Path   string `json:"path"`
+			Action string `json:"action"`
+		} `json:"files"`
+		Applied bool `json:"applied"`
+	} `json:"generate"`
+	GeneratedFile     *string `json:"generatedFile"`
+	MainAfterGenerate string  `json:"mainAfterGenerate"`
+	TranscriptFinal   []struct {
+		Label  string `json:"label"`
+		Answer string `json:"answer"`
+		Done   bool   `json:"done"`
+	} `json:"transcriptFinal"`
 }
 
 type diagnostic struct {
@@ -131,6 +160,11 @@ type browserReport struct {
 			Title         string   `json:"title"`
 		} `json:"elements"`
 	} `json:"chat"`
+	Preview *struct {
+		Text    string `json:"text"`
+		Checked int    `json:"checked"`
+		Applied bool   `json:"applied"`
+	} `json:"preview"`
 	ProblemsStatus string `json:"problemsStatus"`
 	StatusBar      string `json:"statusBar"`
 	Screenshot     string `json:"screenshot"`
@@ -196,10 +230,26 @@ func TestVSCode(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/opencode-lsp: %v\n%s", err, out)
 	}
+	// the fake answers the server's chat (its system prompt) with the streamed answer, and drives the OpenCode
+	// agent (every other request) with a script that writes one file
+	agent := &fakeopenrouter.Script{
+		Steps:     []fakeopenrouter.Step{{Tool: "write", Args: mustJSON(map[string]string{"filePath": "main_test.go", "content": mainTest})}},
+		FinalText: "Added main_test.go.",
+	}
 	fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: openRouterKey})
-	fake.SetHandler(func(fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
-		return fakeopenrouter.Reply{Chunks: answer, ChunkDelay: 30 * time.Millisecond}
+	fake.SetHandler(func(req fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
+		if len(req.Messages) > 0 && req.Messages[0].Role == "system" && req.Messages[0].Text() == chat.SystemPrompt {
+			return fakeopenrouter.Reply{Chunks: answer, ChunkDelay: 30 * time.Millisecond}
+		}
+		return agent.Reply(req)
 	})
+	// Generate runs the real OpenCode agent from the project's pinned npm tools (skipped when they are missing)
+	opencode := filepath.Join(repo, "test", "tools", "node_modules", ".bin", "opencode")
+	generate := generatePrompt
+	if _, err := os.Stat(opencode); err != nil {
+		t.Logf("the OpenCode agent is not installed in test/tools (npm ci there): Generate is not exercised")
+		generate, opencode = "", ""
+	}
 	ws := filepath.Join(tmp, "ws")
 	writeFile(t, filepath.Join(ws, "go.mod"), "module example.com/demo\n\ngo 1.22\n")
 	writeFile(t, filepath.Join(ws, "main.go"), mainGo)
@@ -213,9 +263,10 @@ func TestVSCode(t *testing.T) {
 		"extensions.autoCheckUpdates": false, "extensions.autoUpdate": false, "update.mode": "none",
 		"workbench.tips.enabled": false, "editor.hover.delay": 100,
 		"opencode.path": bin, "opencode.trace.server": "verbose",
-		"opencode.serverEnv":      map[string]string{"PATH": os.Getenv("PATH")},
-		"opencode.serverArgs":     []string{"--log-level", "debug"},
-		"opencode.run.timeoutSec": 120,
+		"opencode.serverEnv":             map[string]string{"PATH": os.Getenv("PATH")},
+		"opencode.serverArgs":            []string{"--log-level", "debug"},
+		"opencode.run.timeoutSec":        120,
+		"opencode.generate.opencodePath": opencode,
 	}, "", "  ")
 	writeFile(t, filepath.Join(data, "User", "settings.json"), string(settings))
 	keyFile := filepath.Join(tmp, "key")
@@ -229,7 +280,7 @@ func TestVSCode(t *testing.T) {
 		"HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"),
 		"XDG_STATE_HOME="+filepath.Join(home, ".local/state"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
 		"TMPDIR="+tmp, "E2E_OUT="+out, "E2E_DONE="+done, "E2E_KEY_FILE="+keyFile,
-		"OPENROUTER_BASE_URL="+fake.URL, "OPENROUTER_API_KEY=", "GOTOOLCHAIN=local")
+		"OPENROUTER_BASE_URL="+fake.URL, "OPENROUTER_API_KEY=", "GOTOOLCHAIN=local", "E2E_GENERATE="+generate)
 	env = append(env, goEnv()...)
 	csLog := filepath.Join(tmp, "code-server.log")
 	cs := start(t, env, csLog, codeServer, "--auth", "none", "--bind-addr", fmt.Sprintf("127.0.0.1:%d", port),
@@ -287,8 +338,9 @@ func TestVSCode(t *testing.T) {
 		}
 	}()
 	checkReport(t, &rep, &br, manifest, bin)
+	checkAskAndGenerate(t, &rep, &br, generate != "")
 	checkSecrets(t, data, home)
-	checkFake(t, fake)
+	checkFake(t, fake, generate != "")
 	t.Logf("VS Code %s; %s", rep.VSCode, strings.Join(rep.Steps, "; "))
 }
 
@@ -353,7 +405,7 @@ func checkReport(t *testing.T, rep *report, br *browserReport, manifest map[stri
 	if ours != 1 {
 		t.Errorf("chat panel scripts %q: want media/chat.js once", el.Scripts)
 	}
-	if el.Strong < 1 || el.Code < 2 || !slices.Equal(el.Links, []string{"https://pkg.go.dev/fmt"}) {
+	if el.Strong < 1 || el.Code < 2 || len(el.Links) == 0 || slices.ContainsFunc(el.Links, func(l string) bool { return l != "https://pkg.go.dev/fmt" }) {
 		t.Errorf("chat panel markdown: %d strong, %d code, links %v; want the answer rendered\n%s", el.Strong, el.Code, el.Links, br.Chat.HTML)
 	}
 	if !strings.Contains(el.CSP, "default-src 'none'") || !strings.Contains(el.CSP, "script-src 'nonce-") || strings.Contains(el.CSP, "unsafe") {
@@ -388,6 +440,40 @@ func checkReport(t *testing.T, rep *report, br *browserReport, manifest map[stri
 	}
 }
 
+// checkAskAndGenerate: Ask… went to chat (a second thread in the panel); Generate's file came through VS Code's
+// refactor preview, applied with its Apply button.
+func checkAskAndGenerate(t *testing.T, rep *report, br *browserReport, generate bool) {
+	t.Helper()
+	full := strings.Join(answer, "")
+	if rep.Ask == nil || rep.Ask.Route != "chat" || rep.Ask.Chat == nil || rep.Ask.Chat.Text != full {
+		t.Errorf("ask result %+v: want route chat with the answer", rep.Ask)
+	}
+	if len(rep.TranscriptFinal) < 2 || rep.TranscriptFinal[1].Label != "What does this code do? (main.go)" || rep.TranscriptFinal[1].Answer != full {
+		t.Errorf("transcript %+v: want the Ask thread after the Explain thread", rep.TranscriptFinal)
+	}
+	if !generate {
+		return
+	}
+	// the agent's account of its work streamed into a third thread
+	if n := len(rep.TranscriptFinal); n != 3 || rep.TranscriptFinal[2].Label != "Generate: "+generatePrompt ||
+		!strings.HasPrefix(rep.TranscriptFinal[2].Answer, "Added main_test.go.") || !rep.TranscriptFinal[2].Done {
+		t.Errorf("transcript %+v: want a finished Generate thread with the agent's message", rep.TranscriptFinal)
+	}
+	if rep.Generate == nil || !rep.Generate.Applied || len(rep.Generate.Files) != 1 || rep.Generate.Files[0].Path != "main_test.go" ||
+		rep.Generate.Files[0].Action != "created" {
+		t.Errorf("generate result %+v: want main_test.go created and applied", rep.Generate)
+	}
+	if br.Preview == nil || !br.Preview.Applied || br.Preview.Checked == 0 || !strings.Contains(br.Preview.Text, "main_test.go") {
+		t.Errorf("refactor preview %+v: want it shown with main_test.go and applied", br.Preview)
+	}
+	if rep.GeneratedFile == nil || *rep.GeneratedFile != mainTest {
+		t.Errorf("main_test.go after the edit = %v, want %q", rep.GeneratedFile, mainTest)
+	}
+	if rep.MainAfterGenerate != mainGo {
+		t.Errorf("main.go changed by Generate:\n%s", rep.MainAfterGenerate)
+	}
+}
+
 // checkSecrets: the key typed into "Set API Key" is in no settings file and in no log (the extension's output
 // channel with a verbose message trace and the server's debug log included).
 func checkSecrets(t *testing.T, data, home string) {
@@ -410,26 +496,35 @@ func checkSecrets(t *testing.T, data, home string) {
 
 // checkFake: the key from secret storage reached OpenRouter (through the server's environment) and the selection
 // reached the model.
-func checkFake(t *testing.T, fake *fakeopenrouter.Server) {
+func checkFake(t *testing.T, fake *fakeopenrouter.Server, generate bool) {
 	t.Helper()
-	var chats int
+	var chats, agent int
 	for _, r := range fake.Requests() {
 		if !strings.HasSuffix(r.Path, "/chat/completions") {
 			continue
 		}
-		chats++
 		if got := r.Header.Get("Authorization"); got != "Bearer "+openRouterKey {
 			t.Errorf("chat request with Authorization %q, want the key from secret storage", got)
 		}
 	}
-	if chats != 1 {
-		t.Errorf("%d chat requests reached the fake, want 1 (Explain)", chats)
-	}
 	for _, req := range fake.ChatRequests() {
-		last := req.Messages[len(req.Messages)-1].Text()
-		if !strings.Contains(last, `fmt.Printf("hello %d\n", name)`) {
-			t.Errorf("the explained selection did not reach the model:\n%s", last)
+		if len(req.Messages) == 0 || req.Messages[0].Text() != chat.SystemPrompt {
+			agent++
+			continue
 		}
+		chats++
+		if chats == 1 {
+			last := req.Messages[len(req.Messages)-1].Text()
+			if !strings.Contains(last, `fmt.Printf("hello %d\n", name)`) {
+				t.Errorf("the explained selection did not reach the model:\n%s", last)
+			}
+		}
+	}
+	if chats != 2 {
+		t.Errorf("%d chat requests reached the fake, want 2 (Explain, Ask)", chats)
+	}
+	if generate && agent == 0 {
+		t.Errorf("the OpenCode agent never asked the model")
 	}
 }
 
@@ -505,6 +600,14 @@ func copyDir(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func writeFile(t *testing.T, p, s string) {

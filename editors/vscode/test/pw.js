@@ -20,7 +20,27 @@ const expect = JSON.parse(process.env.E2E_EXPECT || '[]'); // texts the chat pan
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     await page.goto(url);
     await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
-    for (let i = 0; i < 1200 && !fs.existsSync(report); i++) await page.waitForTimeout(100);
+    // while the driver works: a workspace edit that needs confirmation opens VS Code's Refactor Preview; apply it
+    // the way a user does, with its Apply button
+    for (let i = 0; i < 2400 && !fs.existsSync(report); i++) {
+      const apply = page.locator('.bulk-edit-panel .monaco-button', { hasText: 'Apply' });
+      if (!res.preview && (await apply.count().catch(() => 0)) > 0 && (await apply.first().isVisible().catch(() => false))) {
+        res.preview = { text: await page.locator('.bulk-edit-panel').first().innerText().catch(() => '') };
+        await page.screenshot({ path: shot.replace(/\.png$/, '-preview.png') }).catch(() => undefined);
+        // changes that need confirmation start unchecked: tick them (the file's box ticks its edits), then Apply
+        res.preview.checked = 0;
+        for (let n = 0; n < 10; n++) {
+          const box = page.locator('.bulk-edit-panel input.edit-checkbox:not(:checked):not([disabled])').first();
+          if (!(await box.count().catch(() => 0))) break;
+          await box.click();
+          res.preview.checked++;
+          await page.waitForTimeout(100);
+        }
+        await apply.first().click();
+        res.preview.applied = true;
+      }
+      await page.waitForTimeout(100);
+    }
     if (!fs.existsSync(report)) throw new Error('no report from the driver extension');
 
     // the chat panel lives in a webview: an iframe (VS Code's host page) holding another iframe (our document)

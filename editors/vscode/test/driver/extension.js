@@ -86,6 +86,29 @@ exports.activate = async function () {
     } else {
       res.run = { skipped: 'the server does not offer opencode.run' };
     }
+    // Ask…: opencode.ask routes a question to chat; the answer is a second thread in the panel
+    if (res.serverCommands.includes('opencode.ask')) {
+      res.ask = await vscode.commands.executeCommand('opencode-lsp.ask', { prompt: 'What does this code do?' });
+      step('ask answered');
+    }
+
+    // Generate…: the agent writes a file in the sandbox; it arrives as one workspace edit that VS Code shows in its
+    // refactor preview (opencode.generate.needsConfirmation is on by default) — the browser side presses Apply
+    if (process.env.E2E_GENERATE && res.serverCommands.includes('opencode.generate')) {
+      res.generate = await vscode.commands.executeCommand('opencode-lsp.generate', { prompt: process.env.E2E_GENERATE });
+      // VS Code creates the file on disk and puts its text into a (dirty) editor, like any refactoring: save it
+      const created = vscode.Uri.joinPath(folder, 'main_test.go');
+      const gdoc = await vscode.workspace.openTextDocument(created);
+      res.generatedBuffer = { text: gdoc.getText(), dirty: gdoc.isDirty };
+      await gdoc.save();
+      res.generatedFile = fs.existsSync(created.fsPath) ? fs.readFileSync(created.fsPath, 'utf8') : null;
+      res.mainAfterGenerate = fs.readFileSync(mainUri.fsPath, 'utf8');
+      step('generate applied');
+      // back to the view of the screenshot: main.go with its problem, the chat panel beside it
+      await vscode.commands.executeCommand('workbench.actions.view.problems');
+      await vscode.window.showTextDocument(doc, vscode.ViewColumn.One, false);
+    }
+    res.transcriptFinal = api.transcript();
     res.allDiagnostics = vscode.languages.getDiagnostics().filter(([, ds]) => ds.length)
       .map(([u, ds]) => ({ file: path.basename(u.fsPath), diagnostics: ds.map(diagJSON) }));
     res.settingsHasKey = null;

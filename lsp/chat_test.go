@@ -166,7 +166,7 @@ func TestChatCancelClosesTheStream(t *testing.T) {
 	if err := e.Execute(ctx, command.Cancel, command.CancelArgs{}, &cr); err != nil || len(cr.Cancelled) != 1 {
 		t.Fatalf("cancel: %+v %v", cr, err)
 	}
-	if err := <-done; rpcCode(err) != -32800 {
+	if err := <-done; rpcCode(err) != -32803 || !strings.Contains(err.Error(), "was cancelled") {
 		t.Fatalf("cancelled chat answered %v", err)
 	}
 	select {

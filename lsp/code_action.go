@@ -57,7 +57,9 @@ func (s *Server) codeAction(ctx context.Context, params json.RawMessage) (any, e
 		{codeActionKindRun, titleRun, cmd(titleRun, command.Run, command.RunArgs{URI: uri}), nil},
 	}
 	for _, d := range p.Context.Diagnostics {
-		if !overlaps(d.Range, rng) {
+		// Lines only: some clients (Neovim 0.7) send the context's
+		// diagnostics with byte columns whatever the negotiated encoding.
+		if d.Range.End.Line < rng.Start.Line || d.Range.Start.Line > rng.End.Line {
 			continue
 		}
 		r := d.Range

@@ -273,7 +273,7 @@ func TestNonBlockingAndCancel(t *testing.T) {
 	if err := e.Execute(ctx, command.Cancel, map[string]any{}, &cr); err != nil || len(cr.Cancelled) != 1 {
 		t.Fatalf("cancel: %+v %v", cr, err)
 	}
-	if err := <-done; rpcCode(err) != -32800 {
+	if err := <-done; rpcCode(err) != -32803 || !strings.Contains(err.Error(), "was cancelled") {
 		t.Fatalf("cancelled run answered %v, want RequestCancelled", err)
 	}
 

@@ -80,10 +80,13 @@ func (s *Server) withRun(ctx context.Context, kind, title string, p *protocolx.E
 		s.runs.finish(r, runDone)
 		return res, nil
 	case rctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, errRunTimedOut):
-		// Cancelled through progress or opencode.cancel: still answer.
+		// Cancelled through progress or opencode.cancel, not by the client's
+		// $/cancelRequest: answer RequestFailed, because clients take
+		// RequestCancelled as the acknowledgement of their own cancel and
+		// drop it (Neovim does).
 		wd.End("cancelled")
 		s.runs.finish(r, runCancelled)
-		return nil, rpcError(codeRequestCancelled, "%s: %s was cancelled", p.Command, r.ID)
+		return nil, rpcError(codeRequestFailed, "%s: %s was cancelled", p.Command, r.ID)
 	case ctx.Err() != nil:
 		wd.End("cancelled")
 		s.runs.finish(r, runCancelled)

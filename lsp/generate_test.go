@@ -185,7 +185,7 @@ func TestGenerateCancelLeavesWorkspaceUntouched(t *testing.T) {
 	if err := e.Execute(ctx, command.Cancel, command.CancelArgs{}, &cr); err != nil || len(cr.Cancelled) != 1 {
 		t.Fatalf("cancel: %+v %v", cr, err)
 	}
-	if err := <-done; rpcCode(err) != -32800 {
+	if err := <-done; rpcCode(err) != -32803 || !strings.Contains(err.Error(), "was cancelled") {
 		t.Fatalf("cancelled generate answered %v", err)
 	}
 	if len(e.Edits()) != 0 || e.ReadFile("a.txt") != "" {

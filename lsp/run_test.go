@@ -120,7 +120,7 @@ func TestRunCancelKillsTheCommand(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if rpcCode(err) != -32800 {
+		if rpcCode(err) != -32803 || !strings.Contains(err.Error(), "was cancelled") {
 			t.Fatalf("cancelled run answered %v", err)
 		}
 	case <-time.After(20 * time.Second):

@@ -22,7 +22,8 @@ const minSecretLen = 6
 
 var patterns = []*regexp.Regexp{
 	// JSON fields whose names say they hold a secret.
-	regexp.MustCompile(`(?i)("(?:[a-z_]*api[_-]?key|[a-z_]*token|password|secret|authorization|x-api-key)"\s*:\s*")((?:[^"\\]|\\.)*)(")`),
+	// (LSP's own "token" fields — progress tokens — are not secrets.)
+	regexp.MustCompile(`(?i)("(?:[a-z_-]*api[_-]?key|[a-z_-]*(?:access|auth|bearer|preview|refresh|session|id)[_-]?token|[a-z_-]*password|[a-z_-]*secret|authorization|x-api-key)"\s*:\s*")((?:[^"\\]|\\.)*)(")`),
 	// HTTP credentials.
 	regexp.MustCompile(`(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]{6,})()`),
 	// Well-known key shapes: OpenRouter (sk-or-...), OpenAI-style sk-..., E2B (e2b_...), Daytona (dtn_...).

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencode-lsp/opencode-lsp/agent/chat"
 	"github.com/opencode-lsp/opencode-lsp/agent/openrouter/fakeopenrouter"
 )
 
@@ -32,6 +33,10 @@ const chatKey = "sk-or-v1-nvim-e2e-0123456789abcdef"
 const question = "Is the initialisation of n correct?"
 
 var answer = []string{"**Short answer:** no — ", "`n` is an `int` initialised ", "from a string literal."}
+
+const generatePrompt = "Add a header for main.c"
+
+const utilH = "#pragma once\n\nint twice(int n);\n"
 
 const mainC = `#include <stdio.h>
 
@@ -65,13 +70,29 @@ type report struct {
 		Commands       []string `json:"commands"`
 		Attached       bool     `json:"attached"`
 	} `json:"client"`
-	Menus             [][]string `json:"menus"`
-	InputPrompt       string     `json:"input_prompt"`
-	CodeActionExplain *view      `json:"codeActionExplain"`
-	CodeActionAsk     *view      `json:"codeActionAsk"`
-	Explain           *view      `json:"explain"`
-	Statusline        []string   `json:"statusline"`
-	StatuslineAfter   string     `json:"statuslineAfter"`
+	Menus        [][]string `json:"menus"`
+	InputPrompts []string   `json:"input_prompts"`
+	Confirm      string     `json:"confirm"`
+	Generate     *struct {
+		Err    any `json:"err"`
+		Result *struct {
+			RunID   string `json:"runId"`
+			Message string `json:"message"`
+			Files   []struct {
+				Path   string `json:"path"`
+				Action string `json:"action"`
+			} `json:"files"`
+			Applied bool `json:"applied"`
+		} `json:"result"`
+	} `json:"generate"`
+	GeneratedBuffer   any      `json:"generatedBuffer"`
+	GeneratedModified any      `json:"generatedModified"`
+	GenerateView      *view    `json:"generateView"`
+	CodeActionExplain *view    `json:"codeActionExplain"`
+	CodeActionAsk     *view    `json:"codeActionAsk"`
+	Explain           *view    `json:"explain"`
+	Statusline        []string `json:"statusline"`
+	StatuslineAfter   string   `json:"statuslineAfter"`
 	Run               *struct {
 		Err    any `json:"err"`
 		Result *struct {
@@ -168,10 +189,24 @@ func TestPlugin(t *testing.T) {
 
 func runSpec(t *testing.T, nv neovim, plugin, bin string) {
 	tmp := t.TempDir()
+	// the server's chat (its system prompt) gets the streamed answer; the OpenCode agent (every other request) is
+	// scripted to write util.h
+	agent := &fakeopenrouter.Script{
+		Steps:     []fakeopenrouter.Step{{Tool: "write", Args: mustJSON(map[string]string{"filePath": "util.h", "content": utilH})}},
+		FinalText: "Added util.h.",
+	}
 	fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
-	fake.SetHandler(func(fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
-		return fakeopenrouter.Reply{Chunks: answer, ChunkDelay: 20 * time.Millisecond}
+	fake.SetHandler(func(req fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
+		if len(req.Messages) > 0 && req.Messages[0].Text() == chat.SystemPrompt {
+			return fakeopenrouter.Reply{Chunks: answer, ChunkDelay: 20 * time.Millisecond}
+		}
+		return agent.Reply(req)
 	})
+	opencode := filepath.Join(plugin, "..", "..", "test", "tools", "node_modules", ".bin", "opencode")
+	if _, err := os.Stat(opencode); err != nil {
+		t.Logf("the OpenCode agent is not installed in test/tools (npm ci there): :OpenCodeGenerate is not exercised")
+		opencode = ""
+	}
 	ws := filepath.Join(tmp, "ws")
 	write(t, filepath.Join(ws, "Makefile"), "check:\n\tgcc -Wall -fsyntax-only main.c\n")
 	write(t, filepath.Join(ws, "main.c"), mainC)
@@ -190,7 +225,7 @@ func runSpec(t *testing.T, nv neovim, plugin, bin string) {
 		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"), "TMPDIR="+tmp,
 		"OPENROUTER_API_KEY="+chatKey, "OPENROUTER_BASE_URL="+fake.URL,
 		"OC_SERVER="+bin, "OC_ROOT="+ws, "OC_REPORT="+rep, "OC_LOG="+serverLog, "OC_DOC="+filepath.Join(rtp, "doc"),
-		"OC_QUESTION="+question, "PATH="+toolsPath(plugin))
+		"OC_QUESTION="+question, "OC_GENERATE="+generatePrompt, "OC_OPENCODE="+opencode, "PATH="+toolsPath(plugin))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	done := make(chan error, 1)
@@ -223,6 +258,9 @@ func runSpec(t *testing.T, nv neovim, plugin, bin string) {
 		}
 	}()
 	check(t, &r, fake, ws)
+	if opencode != "" {
+		checkGenerate(t, &r, ws)
+	}
 	if bs, _ := os.ReadFile(serverLog); bytes.Contains(bs, []byte(chatKey)) {
 		t.Errorf("the OpenRouter key is in the server log")
 	}
@@ -273,8 +311,8 @@ func check(t *testing.T, r *report, fake *fakeopenrouter.Server, ws string) {
 	checkView("code action Explain", r.CodeActionExplain, "Explain main.c")
 	checkView("code action Ask", r.CodeActionAsk, question)
 	checkView(":3,5OpenCodeExplain", r.Explain, "Explain main.c:3-5")
-	if r.InputPrompt == "" {
-		t.Errorf("Ask about selection… did not prompt with vim.ui.input")
+	if len(r.InputPrompts) == 0 || !strings.Contains(r.InputPrompts[0], "ask") {
+		t.Errorf("Ask about selection… did not prompt with vim.ui.input (prompts %q)", r.InputPrompts)
 	}
 
 	// what reached the model: the question typed, and exactly lines 3-5 for the range
@@ -331,6 +369,47 @@ func check(t *testing.T, r *report, fake *fakeopenrouter.Server, ws string) {
 	if !strings.Contains(r.HelpRun, "*:OpenCodeRun*") {
 		t.Errorf(":help :OpenCodeRun landed on %q", r.HelpRun)
 	}
+}
+
+// checkGenerate: :OpenCodeGenerate asked for the prompt, the agent's util.h came back as a workspace edit that
+// Neovim applied, and the agent's message streamed into the answer window.
+func checkGenerate(t *testing.T, r *report, ws string) {
+	t.Helper()
+	if len(r.InputPrompts) < 2 || !strings.Contains(r.InputPrompts[1], "generate") {
+		t.Errorf(":OpenCodeGenerate without a prompt did not ask for one (prompts %q)", r.InputPrompts)
+	}
+	g := r.Generate
+	if g == nil || g.Err != nil || g.Result == nil || !g.Result.Applied || len(g.Result.Files) != 1 ||
+		g.Result.Files[0].Path != "util.h" || g.Result.Files[0].Action != "created" {
+		t.Fatalf("generate %+v: want util.h created and applied", g)
+	}
+	// one workspace edit that Neovim applied itself (the plugin advertises documentChanges): util.h created, its
+	// text in a modified buffer (written by the spec's :wall); Neovim 0.12 asked first (changeAnnotations)
+	// (Neovim leaves the empty line a new buffer starts with after the inserted text: one blank line more at the end)
+	same := func(s string) bool { return strings.TrimRight(s, "\n") == strings.TrimRight(utilH, "\n") }
+	if b, _ := r.GeneratedBuffer.(string); !same(b) || r.GeneratedModified != true {
+		t.Errorf("util.h buffer %q (modified %v), want %q in a modified buffer", r.GeneratedBuffer, r.GeneratedModified, utilH)
+	}
+	if got, err := os.ReadFile(filepath.Join(ws, "util.h")); err != nil || !same(string(got)) {
+		t.Errorf("util.h on disk after :wall = %q (%v), want %q", got, err, utilH)
+	}
+	if strings.Contains(g.Result.Message, "written to disk by the server") {
+		t.Errorf("the server wrote util.h itself: %q", g.Result.Message)
+	}
+	if strings.HasPrefix(r.Nvim, "0.12") && !strings.Contains(r.Confirm, "Apply all changes?") {
+		t.Errorf("Neovim %s did not confirm the annotated edit (confirm %q)", r.Nvim, r.Confirm)
+	}
+	if r.GenerateView == nil || !strings.HasPrefix(r.GenerateView.Text, "Added util.h.") || !r.GenerateView.Done {
+		t.Errorf("generate view %+v: want the agent's message", r.GenerateView)
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // selection finds the selected code in the prompt the server builds: "The selection (from line N):" and a

@@ -32,8 +32,14 @@ end
 -- what a user would do interactively, scripted: type a question, pick a code action
 local pick
 vim.ui.input = function(opts, on_confirm)
-  rep.input_prompt = opts.prompt
-  on_confirm(os.getenv('OC_QUESTION'))
+  rep.input_prompts = rep.input_prompts or {}
+  table.insert(rep.input_prompts, opts.prompt)
+  on_confirm(os.getenv(opts.prompt:find('generate') and 'OC_GENERATE' or 'OC_QUESTION'))
+end
+-- Neovim 0.12 asks with confirm() before applying an edit whose change annotation needs confirmation: say yes
+vim.fn.confirm = function(msg, choices, default)
+  rep.confirm = msg
+  return 1
 end
 vim.ui.select = function(items, opts, on_choice)
   local titles = {}
@@ -75,7 +81,7 @@ end
 local ok = run('start', function()
   oc.setup({
     cmd = { server, '--log-level', 'debug', '--log-file', os.getenv('OC_LOG') },
-    settings = { run = { timeoutSec = 120 } },
+    settings = { run = { timeoutSec = 120 }, generate = { opencodePath = os.getenv('OC_OPENCODE') } },
   })
   vim.cmd('edit ' .. root .. '/main.c')
   bufnr = vim.api.nvim_get_current_buf()
@@ -144,6 +150,23 @@ run(':OpenCodeRun', function()
   end
   step(':OpenCodeRun')
 end)
+
+-- 4b. :OpenCodeGenerate without a prompt: asked with vim.ui.input; the real OpenCode agent writes util.h in the
+--     sandbox and the file comes back as a workspace edit that Neovim applies (CreateFile + text in a buffer)
+if (os.getenv('OC_OPENCODE') or '') ~= '' then
+  run(':OpenCodeGenerate', function()
+    vim.cmd('OpenCodeGenerate')
+    assert(wait(120000, function() return oc._last['opencode.generate'] ~= nil end), 'opencode.generate did not answer')
+    rep.generate = oc._last['opencode.generate']
+    local hb = vim.fn.bufnr(root .. '/util.h')
+    rep.generatedBuffer = hb > 0 and table.concat(vim.api.nvim_buf_get_lines(hb, 0, -1, false), '\n') or vim.NIL
+    rep.generatedModified = hb > 0 and vim.bo[hb].modified or vim.NIL
+    vim.cmd('silent! wall')
+    local g = view_done('Generate')
+    rep.generateView = g and snapshot(g) or vim.NIL
+    step(':OpenCodeGenerate')
+  end)
+end
 
 -- 5. :OpenCodeStatus
 run(':OpenCodeStatus', function()

@@ -355,11 +355,11 @@ local function present(name, res, v)
       show(v)
     end
   end
-  if name == M.commands.ask and not res.chat and v then
-    v.done, v.error = true, ('routed to %s'):format(res.route or '?')
+  local gen = name == M.commands.generate and res or (name == M.commands.ask and res.generate)
+  if v and gen and (name == M.commands.generate or not res.chat) then
+    v.text, v.done = gen.message or v.text, true
     show(v)
   end
-  local gen = name == M.commands.generate and res or (name == M.commands.ask and res.generate)
   if gen then
     M.sandbox_url = gen.sandboxUrl or M.sandbox_url
     local files = {}
@@ -412,7 +412,8 @@ function M.execute(name, args, opts)
   running[id] = label
   redraw()
   local v
-  if name == M.commands.chat or name == M.commands.explain or name == M.commands.ask then
+  -- chat answers stream into the answer window; so does the agent's own account of its work (generate)
+  if name == M.commands.chat or name == M.commands.explain or name == M.commands.ask or name == M.commands.generate then
     v = begin_view(label, args.threadId)
   end
   -- an empty Lua table would be encoded as [] (the server takes one JSON object)
@@ -525,9 +526,21 @@ end
 
 -- ---- configuration and start -----------------------------------------------------------------------------------
 
+--- The client capabilities: Neovim's, plus documentChanges, which every Neovim from 0.7 applies (CreateFile
+--- included) but does not advertise — so that generated files arrive as one workspace edit in buffers instead of
+--- being written to disk by the server.
+function M.capabilities()
+  local caps = vim.lsp.protocol.make_client_capabilities()
+  caps.workspace = caps.workspace or {}
+  caps.workspace.workspaceEdit = caps.workspace.workspaceEdit or {}
+  caps.workspace.workspaceEdit.documentChanges = true
+  return caps
+end
+
 --- lsp_config is the client configuration (lsp/opencode.lua returns it for vim.lsp.enable on 0.11+).
 function M.lsp_config()
   return {
+    capabilities = M.capabilities(),
     name = 'opencode',
     cmd = M.cmd() or { 'opencode-lsp' },
     cmd_env = M.config.cmd_env,

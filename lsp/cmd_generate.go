@@ -121,7 +121,7 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 	}
 
 	wd.Report("starting OpenCode")
-	srv, err := s.agents.Server(ctx, sb, cfg)
+	srv, err := s.sandboxes.startAgent(ctx, ps, cfg, wd.Report)
 	if err != nil {
 		return res, err
 	}

@@ -2,17 +2,16 @@ package lsp
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
+	"github.com/opencode-lsp/opencode-lsp/agent/opencode"
 	"github.com/opencode-lsp/opencode-lsp/lsp/command"
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
+	"github.com/opencode-lsp/opencode-lsp/sandbox/fleet"
 	"github.com/opencode-lsp/opencode-lsp/sandbox/local"
 )
 
@@ -20,183 +19,191 @@ import (
 // "daytona") from the current settings.
 type ProviderFactory func(name string, st Settings) (sandbox.Provider, error)
 
-// sandboxPool keeps one open sandbox per (provider, workspace root), reused
-// across runs, and closes them all when the session ends.
+// sandboxPool is the server's side of package fleet: one sandbox per
+// (provider, workspace root), reused across runs, closed after
+// opencode.budget.idleTimeoutSec, at shutdown/exit and when the connection
+// ends; cloud sandboxes within the budget (opencode.budget.*), with usage in
+// the user's state directory, and the orphans of crashed daemons swept at
+// start-up.
 type sandboxPool struct {
 	s *Server
+	m *fleet.Manager
 
 	mu        sync.Mutex
-	providers map[string]sandbox.Provider
-	open      map[poolKey]*pooled
-	usage     map[string]time.Duration // closed sandboxes' time, per provider
+	providers map[string]cachedProvider
+	// agentBins caches, per cloud sandbox id, the OpenCode binary found (or
+	// installed) in it.
+	agentBins map[string]string
 }
 
-type poolKey struct{ provider, root string }
+// cachedProvider is a provider built from the settings it was built with
+// (fp): changed settings build a new one for the sandboxes opened next.
+type cachedProvider struct {
+	fp string
+	p  sandbox.Provider
+}
 
-// pooled is one open sandbox.
+// pooled is one leased sandbox.
 type pooled struct {
 	provider string
 	root     string
 	sb       sandbox.Sandbox
-	created  time.Time
-
-	mu       sync.Mutex
-	active   int
-	lastUsed time.Time
-	// snapshotMu serialises sync + work on one sandbox: two runs in the same
-	// working copy would see each other's files.
-	work sync.Mutex
+	lease    *fleet.Lease
 }
 
 func newSandboxPool(s *Server) *sandboxPool {
-	return &sandboxPool{s: s, providers: map[string]sandbox.Provider{}, open: map[poolKey]*pooled{}, usage: map[string]time.Duration{}}
+	p := &sandboxPool{s: s, providers: map[string]cachedProvider{}, agentBins: map[string]string{}}
+	p.m = fleet.New(fleet.Options{
+		Provider: p.provider,
+		Limits:   p.limits,
+		Store:    fleet.NewStore(fleet.StateDir(s.getenv)),
+		BeforeClose: func(sb sandbox.Sandbox) {
+			if err := s.agents.Release(sb.ID()); err != nil {
+				s.log.Debug("Stopping OpenCode failed", "sandbox", sb.ID(), "err", err)
+			}
+			p.mu.Lock()
+			delete(p.agentBins, sb.ID())
+			p.mu.Unlock()
+		},
+		Logger: s.log.With("component", "sandboxes"),
+	})
+	return p
 }
 
-// workspaceKey names a workspace's sandbox: the base name plus a hash of the
-// absolute root, stable across daemon restarts.
-func workspaceKey(root string) string {
-	sum := sha256.Sum256([]byte(root))
-	base := filepath.Base(root)
-	if len(base) > 32 {
-		base = base[:32]
+// limits reads the budget settings.
+func (p *sandboxPool) limits() fleet.Limits {
+	b := p.s.Settings().Budget
+	return fleet.Limits{
+		Budget:      fleet.Budget{MaxConcurrent: b.MaxConcurrent, MaxHoursPerMonth: b.MaxHoursPerMonth},
+		IdleTimeout: time.Duration(b.IdleTimeoutSec) * time.Second,
 	}
-	return fmt.Sprintf("%s-%s", sanitizeKey(base), hex.EncodeToString(sum[:6]))
 }
 
-func sanitizeKey(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			b[i] = '_'
-		}
+func validProvider(name string) error {
+	switch name {
+	case "local", "e2b", "daytona":
+		return nil
 	}
-	return string(b)
+	return &command.ArgError{Command: "sandbox", Field: "sandbox", Reason: fmt.Sprintf("must be \"local\", \"e2b\" or \"daytona\", got %q", name)}
 }
 
-// provider returns the (cached) provider for name.
+// provider returns the provider for name built from the current settings,
+// reusing the one built last time when its settings did not change.
 func (p *sandboxPool) provider(name string) (sandbox.Provider, error) {
+	if err := validProvider(name); err != nil {
+		return nil, err
+	}
+	st := p.s.Settings()
+	fp := providerFingerprint(name, st)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pr, ok := p.providers[name]; ok {
-		return pr, nil
+	if c, ok := p.providers[name]; ok && c.fp == fp {
+		return c.p, nil
 	}
 	factory := p.s.opts.Providers
 	if factory == nil {
 		factory = DefaultProviders(p.s.log, p.s.getenv)
 	}
-	pr, err := factory(name, p.s.Settings())
+	pr, err := factory(name, st)
 	if err != nil {
 		return nil, err
 	}
-	p.providers[name] = pr
+	p.providers[name] = cachedProvider{fp: fp, p: pr}
 	return pr, nil
 }
 
-// acquire returns the sandbox for (name, root), opening it on first use, and
-// holds its work lock until release is called.
-func (p *sandboxPool) acquire(ctx context.Context, name, root string) (*pooled, func(), error) {
+// providerFingerprint is the part of the settings a provider is built from.
+func providerFingerprint(name string, st Settings) string {
+	var v any
 	switch name {
-	case "local", "e2b", "daytona":
-	default:
-		return nil, nil, &command.ArgError{Command: "sandbox", Field: "sandbox", Reason: fmt.Sprintf("must be \"local\", \"e2b\" or \"daytona\", got %q", name)}
+	case "local":
+		v = st.Local
+	case "e2b":
+		v = st.E2B
+	case "daytona":
+		v = st.Daytona
 	}
-	pr, err := p.provider(name)
-	if err != nil {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// keyConfigured reports whether a cloud provider has a key (setting or
+// environment).
+func (p *sandboxPool) keyConfigured(name string) bool {
+	st := p.s.Settings()
+	switch name {
+	case "e2b":
+		return st.E2B.APIKey != "" || p.s.getenv("E2B_API_KEY") != ""
+	case "daytona":
+		return st.Daytona.APIKey != "" || p.s.getenv("DAYTONA_API_KEY") != ""
+	}
+	return false
+}
+
+// startup looks, in the background, for sandboxes that crashed daemons of
+// this user left running on every cloud provider that has a key, and kills
+// them. It never delays the caller.
+func (p *sandboxPool) startup(ctx context.Context) {
+	for _, name := range []string{"e2b", "daytona"} {
+		if p.keyConfigured(name) {
+			go p.m.SweepOnce(ctx, name)
+		}
+	}
+}
+
+// acquire returns the sandbox for (name, root), opening it on first use
+// (a cloud one within the budget), and holds it for the caller's run until
+// release is called.
+func (p *sandboxPool) acquire(ctx context.Context, name, root string) (*pooled, func(), error) {
+	if err := validProvider(name); err != nil {
 		return nil, nil, err
 	}
-	key := poolKey{name, root}
-	p.mu.Lock()
-	ps := p.open[key]
-	p.mu.Unlock()
-	if ps == nil {
-		sb, err := pr.Open(ctx, sandbox.Spec{
-			Key:           workspaceKey(root),
-			WorkspaceRoot: root,
-			Labels:        map[string]string{"opencode-lsp": "1"},
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening the %s sandbox: %w", name, err)
+	if fleet.IsCloud(name) && p.s.ctx != nil {
+		go p.m.SweepOnce(p.s.ctx, name)
+	}
+	lease, err := p.m.Acquire(ctx, name, fleet.Workspace{Root: root})
+	if err != nil {
+		var be *fleet.BudgetError
+		switch {
+		case errors.As(err, &be):
+			return nil, nil, fmt.Errorf("%w; %s", err, budgetFix(be, p.s.Settings().Budget))
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			return nil, nil, err
 		}
-		ps = &pooled{provider: name, root: root, sb: sb, created: time.Now()}
-		p.mu.Lock()
-		if existing := p.open[key]; existing != nil {
-			p.mu.Unlock()
-			_ = sb.Close(context.WithoutCancel(ctx))
-			ps = existing
-		} else {
-			p.open[key] = ps
-			p.mu.Unlock()
+		var ae *command.ArgError
+		if errors.As(err, &ae) {
+			return nil, nil, err
 		}
+		return nil, nil, fmt.Errorf("opening the %s sandbox: %w", name, err)
 	}
-	// Wait for the working copy, or give up with the context.
-	locked := make(chan struct{})
-	go func() { ps.work.Lock(); close(locked) }()
-	select {
-	case <-locked:
-	case <-ctx.Done():
-		go func() { <-locked; ps.work.Unlock() }()
-		return nil, nil, ctx.Err()
-	}
-	ps.mu.Lock()
-	ps.active++
-	ps.lastUsed = time.Now()
-	ps.mu.Unlock()
-	release := func() {
-		ps.mu.Lock()
-		ps.active--
-		ps.lastUsed = time.Now()
-		ps.mu.Unlock()
-		ps.work.Unlock()
-	}
-	return ps, release, nil
+	return &pooled{provider: name, root: root, sb: lease.Sandbox(), lease: lease}, lease.Release, nil
 }
 
-// closeAll closes every open sandbox.
+// budgetFix says which setting to change.
+func budgetFix(be *fleet.BudgetError, b BudgetSettings) string {
+	if be.Limit == fleet.LimitConcurrent {
+		return fmt.Sprintf("close a workspace's sandbox or wait until an idle one stops (after %ds), raise opencode.budget.maxConcurrent, or use the local sandbox", b.IdleTimeoutSec)
+	}
+	return "raise opencode.budget.maxHoursPerMonth, or use the local sandbox until next month"
+}
+
+// closeAll closes every open sandbox; sandboxes are not opened any more.
 func (p *sandboxPool) closeAll(ctx context.Context) error {
-	p.mu.Lock()
-	all := make([]*pooled, 0, len(p.open))
-	for k, ps := range p.open {
-		all = append(all, ps)
-		delete(p.open, k)
-	}
-	p.mu.Unlock()
-	var errs []error
-	for _, ps := range all {
-		if err := p.s.agents.Release(ps.sb.ID()); err != nil {
-			p.s.log.Debug("Stopping OpenCode failed", "sandbox", ps.sb.ID(), "err", err)
-		}
-		if err := ps.sb.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s sandbox %s: %w", ps.provider, ps.sb.ID(), err))
-		}
-		p.mu.Lock()
-		p.usage[ps.provider] += time.Since(ps.created)
-		p.mu.Unlock()
-	}
-	return errors.Join(errs...)
+	return p.m.CloseAll(ctx)
 }
 
-// status lists open sandboxes and sandbox-seconds per provider.
+// status lists open sandboxes and sandbox-seconds per provider (cloud:
+// this month, every daemon of the user; local: this session).
 func (p *sandboxPool) status() ([]command.SandboxStatus, map[string]float64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := []command.SandboxStatus{}
-	usage := map[string]float64{}
-	for prov, d := range p.usage {
-		usage[prov] += d.Seconds()
-	}
-	for _, ps := range p.open {
-		ps.mu.Lock()
-		state := "idle"
-		if ps.active > 0 {
-			state = "running"
+	list, usage := p.m.Status()
+	out := make([]command.SandboxStatus, 0, len(list))
+	for _, st := range list {
+		cs := command.SandboxStatus{Provider: st.Provider, ID: st.ID, State: st.State, Seconds: st.Seconds}
+		if !st.CreatedAt.IsZero() {
+			cs.CreatedAt = st.CreatedAt.UTC().Format(time.RFC3339)
 		}
-		ps.mu.Unlock()
-		secs := time.Since(ps.created).Seconds()
-		usage[ps.provider] += secs
-		out = append(out, command.SandboxStatus{Provider: ps.provider, ID: ps.sb.ID(), State: state,
-			CreatedAt: ps.created.UTC().Format(time.RFC3339), Seconds: secs})
+		out = append(out, cs)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, usage
 }
 
@@ -204,7 +211,7 @@ func (p *sandboxPool) status() ([]command.SandboxStatus, map[string]float64) {
 // opencode.status ("" when the local provider was never used).
 func (p *sandboxPool) isolation() string {
 	p.mu.Lock()
-	pr := p.providers["local"]
+	pr := p.providers["local"].p
 	p.mu.Unlock()
 	lp, ok := pr.(interface{ Status() local.Status })
 	if !ok {
@@ -215,4 +222,73 @@ func (p *sandboxPool) isolation() string {
 		return "bubblewrap (" + st.Bwrap + ")"
 	}
 	return "none: " + st.Reason
+}
+
+// startAgent returns the OpenCode server of ps's sandbox, starting it when
+// needed. In a cloud sandbox OpenCode is found (or installed, pinned to
+// opencode.TestedVersion) first, and listens on 0.0.0.0 so that the
+// provider's preview proxy reaches it; the driver then talks to it through
+// the sandbox's preview URL (with Daytona's preview token header). Failures
+// say what failed and how to fix it.
+func (p *sandboxPool) startAgent(ctx context.Context, ps *pooled, cfg opencode.Config, report func(string)) (*opencode.Server, error) {
+	if fleet.IsCloud(ps.provider) {
+		cfg.Hostname = "0.0.0.0"
+		bin, err := p.cloudOpenCode(ctx, ps, cfg.Binary, report)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Binary = bin
+	}
+	srv, err := p.s.agents.Server(ctx, ps.sb, cfg)
+	if err == nil {
+		return srv, nil
+	}
+	var pe *fleet.PreviewError
+	switch {
+	case ctx.Err() != nil, errors.Is(err, context.Canceled):
+		return nil, err
+	case errors.As(err, &pe), errors.Is(err, opencode.ErrNotInstalled), errors.Is(err, opencode.ErrNoAPIKey):
+		return nil, err // these say what to do
+	}
+	return nil, fmt.Errorf("OpenCode API failed in the %s sandbox: %w (run `opencode-lsp doctor --providers %s` to check the sandbox, its preview URL and OpenCode)", ps.provider, err, ps.provider)
+}
+
+// cloudOpenCode finds or installs OpenCode in a cloud sandbox, once per
+// sandbox.
+func (p *sandboxPool) cloudOpenCode(ctx context.Context, ps *pooled, setting string, report func(string)) (string, error) {
+	id := ps.sb.ID()
+	p.mu.Lock()
+	bin, ok := p.agentBins[id]
+	p.mu.Unlock()
+	if ok {
+		return bin, nil
+	}
+	report("looking for OpenCode in the " + ps.provider + " sandbox")
+	found, err := fleet.FindOrInstallOpenCode(ctx, ps.sb, fleet.OpenCodeInstall{
+		Candidates: []string{setting, "opencode"},
+		Version:    opencode.TestedVersion,
+		Progress:   report,
+	})
+	if err != nil {
+		return "", fmt.Errorf("OpenCode in the %s sandbox: %w", ps.provider, err)
+	}
+	if found.Version != opencode.TestedVersion {
+		p.s.log.Warn("OpenCode in the sandbox differs from the tested version", "provider", ps.provider, "version", found.Version, "tested", opencode.TestedVersion)
+	}
+	p.s.log.Info("OpenCode in the sandbox", "provider", ps.provider, "sandbox", id, "path", found.Path, "version", found.Version, "installed", found.Installed)
+	p.mu.Lock()
+	p.agentBins[id] = found.Path
+	p.mu.Unlock()
+	return found.Path, nil
+}
+
+// sanitizeKey replaces every character outside [A-Za-z0-9._-] with "_".
+func sanitizeKey(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

@@ -54,6 +54,8 @@ const (
 	// most. An idle timeout longer than MaxTTL-TTLMargin lets the cloud end
 	// an idle sandbox first; the next Acquire then opens a new one.
 	MaxTTL = time.Hour
+	// openTimeout bounds one sandbox's open (a cloud create and start).
+	openTimeout = 5 * time.Minute
 	// closeTimeout bounds one sandbox's close.
 	closeTimeout = 30 * time.Second
 )
@@ -263,26 +265,26 @@ func (m *Manager) Acquire(ctx context.Context, provider string, ws Workspace) (*
 		e := m.entries[key]
 		if e == nil {
 			e = &entry{key: key, cloud: IsCloud(provider), ready: make(chan struct{}), done: make(chan struct{}),
-				work: make(chan struct{}, 1), users: 1}
+				work: make(chan struct{}, 1)}
 			m.entries[key] = e
-			m.mu.Unlock()
-			m.open(ctx, e, ws)
-		} else {
-			e.users++
-			m.mu.Unlock()
-			select {
-			case <-e.ready:
-			case <-ctx.Done():
-				m.unuse(e, false)
-				return nil, ctx.Err()
-			}
+			// The open outlives a cancelled caller: a cloud sandbox created
+			// meanwhile is then kept (and closed when idle), never lost.
+			octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
+			go func() {
+				defer cancel()
+				m.open(octx, e, ws)
+			}()
+		}
+		e.users++
+		m.mu.Unlock()
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			m.unuse(e, false)
+			return nil, ctx.Err()
 		}
 		if e.err != nil {
 			m.unuse(e, false)
-			// Another acquirer's open was cancelled: try again with ours.
-			if isContextErr(e.err) && ctx.Err() == nil {
-				continue
-			}
 			return nil, e.err
 		}
 		select {
@@ -466,14 +468,8 @@ func (m *Manager) CloseAll(ctx context.Context) error {
 	if err := m.store.flush(m.now(), m.inst.ID); err != nil {
 		m.log.Warn("Could not flush cloud usage", "err", err)
 	}
+	m.poke() // the loop ends now that nothing is open
 	return errors.Join(errs...)
-}
-
-// Reopen lets Acquire open sandboxes again after CloseAll.
-func (m *Manager) Reopen() {
-	m.mu.Lock()
-	m.closed = false
-	m.mu.Unlock()
 }
 
 // SandboxStatus describes one sandbox of [Manager.Status].
@@ -649,8 +645,4 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -556,3 +556,44 @@ func TestPreviewError(t *testing.T) {
 		t.Fatalf("preview: %+v %v", pv, err)
 	}
 }
+
+// A caller that gives up while its cloud sandbox is being created does not
+// lose it: the sandbox is kept (idle) and closed by CloseAll.
+func TestCancelledOpenKeepsTheSandbox(t *testing.T) {
+	ctx := ctxT(t)
+	slow, err := fakedaytona.New(fakedaytona.Options{APIKey: daytonaKey, StartAfterPolls: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	dp, err := daytona.New(daytona.Options{APIKey: daytonaKey, APIURL: slow.APIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fleet.New(fleet.Options{Provider: func(string) (sandbox.Provider, error) { return dp, nil }, Limits: defaultLimits().get})
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Acquire(cctx, "daytona", fleet.Workspace{Root: t.TempDir()})
+		done <- err
+	}()
+	await(t, "the sandbox to be created", func() bool { return len(slow.SandboxIDs()) == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled acquire: %v", err)
+	}
+	id := slow.SandboxIDs()[0]
+	if err := slow.SetState(id, "started", ""); err != nil {
+		t.Fatal(err)
+	}
+	await(t, "the open to finish", func() bool {
+		sbs, _ := m.Status()
+		return len(sbs) == 1 && sbs[0].State == "idle" && sbs[0].ID == id
+	})
+	if err := m.CloseAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(slow.SandboxIDs()); n != 0 {
+		t.Fatalf("%d sandboxes left", n)
+	}
+}

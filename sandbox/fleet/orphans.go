@@ -68,10 +68,9 @@ func (m *Manager) SweepOnce(ctx context.Context, provider string) {
 	m.mu.Unlock()
 	res, err := m.SweepOrphans(ctx, provider)
 	if err != nil {
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() == nil {
+			m.log.Warn("Looking for orphan sandboxes failed", "provider", provider, "err", err)
 		}
-		m.log.Warn("Looking for orphan sandboxes failed", "provider", provider, "err", err)
 		// Try again at the next call.
 		m.mu.Lock()
 		delete(m.swept, provider)

@@ -408,19 +408,6 @@ func (s *Store) finish(now time.Time, provider, id string) error {
 	})
 }
 
-// setTTL records how long the sandbox lives without a keep-alive.
-func (s *Store) setTTL(provider, id string, ttl time.Duration) error {
-	return s.update(func(u *usageState) (bool, error) {
-		for i := range u.Live {
-			if u.Live[i].Provider == provider && u.Live[i].ID == id && u.Live[i].TTLSec != ttl.Seconds() {
-				u.Live[i].TTLSec = ttl.Seconds()
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-}
-
 // Usage returns the sandbox-seconds of the month of now per cloud
 // provider: what the file holds plus the time not yet flushed of the
 // sandboxes open now (those of daemons that are gone counted up to their

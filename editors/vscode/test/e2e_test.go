@@ -489,8 +489,17 @@ func checkSecrets(t *testing.T, data, home string) {
 			return nil
 		})
 	}
-	if n := len(glob(data, "logs", "*", "*", "*", "*OpenCode*.log")); n == 0 {
-		t.Errorf("no OpenCode output channel log under %s/logs", data)
+	// the output channel holds the server's log (its stderr) and, with opencode.trace.server "verbose", the trace
+	logs := glob(data, "logs", "*", "*", "*", "*OpenCode*.log")
+	var all []byte
+	for _, f := range logs {
+		bs, _ := os.ReadFile(f)
+		all = append(all, bs...)
+	}
+	for _, want := range []string{"Serving on stdio", "Received notification 'opencode/chatDelta'", "Sending request 'workspace/executeCommand"} {
+		if !bytes.Contains(all, []byte(want)) {
+			t.Errorf("the OpenCode output channel (%v) lacks %q", logs, want)
+		}
 	}
 }
 

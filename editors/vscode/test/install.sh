@@ -75,7 +75,9 @@ if want vscode; then
       run npm install --no-audit --no-fund --loglevel=error --unsafe-perm \
       "code-server@$CODE_SERVER_VERSION" "playwright-core@$PLAYWRIGHT_VERSION")
   fi
-  "$CACHE/cs/node_modules/.bin/code-server" --version | head -1
+  # (its first start writes a config with a password under $XDG_CONFIG_HOME: keep that in the cache too)
+  HOME="$CACHE/home" XDG_CONFIG_HOME="$CACHE/home/.config" XDG_DATA_HOME="$CACHE/home/.local/share" \
+    "$CACHE/cs/node_modules/.bin/code-server" --version | head -1
 fi
 
 step "done"

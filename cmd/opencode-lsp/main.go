@@ -8,6 +8,9 @@
 //	opencode-lsp run [--json] [--sandbox local] [DIR] [-- COMMAND...]
 //	                                     run the project's check (or COMMAND) in a
 //	                                     sandbox and print its problems
+//	opencode-lsp doctor [--json] [--providers local,e2b,daytona]
+//	                                     check keys, sandboxes, bubblewrap and OpenCode;
+//	                                     print a table with a fix for each failure
 //	opencode-lsp version                 print the version
 //
 // Flags:
@@ -69,6 +72,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Usage:\n  opencode-lsp [flags]            serve LSP on stdio\n"+
 			"  opencode-lsp run [--json] [--sandbox local] [DIR] [-- COMMAND...]\n"+
 			"                                  run the project's check in a sandbox, print its problems\n"+
+			"  opencode-lsp doctor [--json] [--providers local,e2b,daytona]\n"+
+			"                                  check keys, sandboxes, bubblewrap and OpenCode\n"+
 			"  opencode-lsp version\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -84,6 +89,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 && fs.Arg(0) == "run" {
 		return runCLI(fs.Args()[1:], stdout, stderr)
+	}
+	if fs.NArg() > 0 && fs.Arg(0) == "doctor" {
+		return doctorCLI(fs.Args()[1:], stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "opencode-lsp: unknown command %q\n", fs.Arg(0))

@@ -57,6 +57,9 @@ var answer = []string{
 	`<img src=x onerror="document.title='pwned'">`,
 }
 
+// question is what the user types into the extension's input box for the "Ask about selection…" code action.
+const question = "Is the verb right?"
+
 // generatePrompt is what the user asks the agent for; mainTest is the file the scripted agent writes.
 const generatePrompt = "Create a test for main"
 
@@ -104,6 +107,10 @@ type report struct {
 		Done     bool   `json:"done"`
 		Error    string `json:"error"`
 	} `json:"transcript"`
+	CodeActionAsk *struct {
+		ThreadID string `json:"threadId"`
+		Text     string `json:"text"`
+	} `json:"codeActionAsk"`
 	Run         json.RawMessage `json:"run"`
 	Diagnostics []diagnostic    `json:"diagnostics"`
 	Ask         *struct {
@@ -160,6 +167,7 @@ type browserReport struct {
 			Title         string   `json:"title"`
 		} `json:"elements"`
 	} `json:"chat"`
+	Typed   string `json:"typed"`
 	Preview *struct {
 		Text    string `json:"text"`
 		Checked int    `json:"checked"`
@@ -308,7 +316,7 @@ func TestVSCode(t *testing.T) {
 	expect, _ := json.Marshal([]string{"Short answer:", "is the wrong verb", `<img src=x onerror="document.title='pwned'">`})
 	pw := exec.CommandContext(ctx, "node", filepath.Join(here, "pw.js"),
 		fmt.Sprintf("http://127.0.0.1:%d/?folder=%s", port, ws), out, pwOut, shot, done)
-	pw.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(cache, "cs", "node_modules"), "CHROMIUM="+chromium,
+	pw.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(cache, "cs", "node_modules"), "CHROMIUM="+chromium, "E2E_QUESTION="+question,
 		"E2E_EXPECT="+string(expect), "HOME="+home, "TMPDIR="+tmp)
 	pwLog, _ := os.Create(filepath.Join(tmp, "pw.log"))
 	pw.Stdout, pw.Stderr = pwLog, pwLog
@@ -448,15 +456,20 @@ func checkAskAndGenerate(t *testing.T, rep *report, br *browserReport, generate 
 	if rep.Ask == nil || rep.Ask.Route != "chat" || rep.Ask.Chat == nil || rep.Ask.Chat.Text != full {
 		t.Errorf("ask result %+v: want route chat with the answer", rep.Ask)
 	}
-	if len(rep.TranscriptFinal) < 2 || rep.TranscriptFinal[1].Label != "What does this code do? (main.go)" || rep.TranscriptFinal[1].Answer != full {
-		t.Errorf("transcript %+v: want the Ask thread after the Explain thread", rep.TranscriptFinal)
+	// the lightbulb's Ask: the middleware asked, the browser typed, the question went to the model
+	if br.Typed != question || rep.CodeActionAsk == nil || rep.CodeActionAsk.Text != full {
+		t.Errorf("code action Ask: typed %q, result %+v; want the typed question answered", br.Typed, rep.CodeActionAsk)
+	}
+	if len(rep.TranscriptFinal) < 3 || rep.TranscriptFinal[1].Label != question+" (main.go:5-8)" ||
+		rep.TranscriptFinal[2].Label != "What does this code do? (main.go)" || rep.TranscriptFinal[2].Answer != full {
+		t.Errorf("transcript %+v: want Explain, the code action's Ask, then Ask…", rep.TranscriptFinal)
 	}
 	if !generate {
 		return
 	}
-	// the agent's account of its work streamed into a third thread
-	if n := len(rep.TranscriptFinal); n != 3 || rep.TranscriptFinal[2].Label != "Generate: "+generatePrompt ||
-		!strings.HasPrefix(rep.TranscriptFinal[2].Answer, "Added main_test.go.") || !rep.TranscriptFinal[2].Done {
+	// the agent's account of its work streamed into a fourth thread
+	if n := len(rep.TranscriptFinal); n != 4 || rep.TranscriptFinal[3].Label != "Generate: "+generatePrompt ||
+		!strings.HasPrefix(rep.TranscriptFinal[3].Answer, "Added main_test.go.") || !rep.TranscriptFinal[3].Done {
 		t.Errorf("transcript %+v: want a finished Generate thread with the agent's message", rep.TranscriptFinal)
 	}
 	if rep.Generate == nil || !rep.Generate.Applied || len(rep.Generate.Files) != 1 || rep.Generate.Files[0].Path != "main_test.go" ||
@@ -529,8 +542,8 @@ func checkFake(t *testing.T, fake *fakeopenrouter.Server, generate bool) {
 			}
 		}
 	}
-	if chats != 2 {
-		t.Errorf("%d chat requests reached the fake, want 2 (Explain, Ask)", chats)
+	if chats != 3 {
+		t.Errorf("%d chat requests reached the fake, want 3 (Explain, the code action's Ask, Ask…)", chats)
 	}
 	if generate && agent == 0 {
 		t.Errorf("the OpenCode agent never asked the model")

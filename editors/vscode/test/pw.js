@@ -23,6 +23,13 @@ const expect = JSON.parse(process.env.E2E_EXPECT || '[]'); // texts the chat pan
     // while the driver works: a workspace edit that needs confirmation opens VS Code's Refactor Preview; apply it
     // the way a user does, with its Apply button
     for (let i = 0; i < 2400 && !fs.existsSync(report); i++) {
+      // the extension's input box for a question (title "OpenCode: Ask"): type it like a user
+      const input = page.locator('.quick-input-widget input.input');
+      if (!res.typed && (await page.locator('.quick-input-widget .quick-input-title', { hasText: 'OpenCode: Ask' }).isVisible().catch(() => false))) {
+        await input.fill(process.env.E2E_QUESTION || 'Why?');
+        await input.press('Enter');
+        res.typed = process.env.E2E_QUESTION || 'Why?';
+      }
       const apply = page.locator('.bulk-edit-panel .monaco-button', { hasText: 'Apply' });
       if (!res.preview && (await apply.count().catch(() => 0)) > 0 && (await apply.first().isVisible().catch(() => false))) {
         res.preview = { text: await page.locator('.bulk-edit-panel').first().innerText().catch(() => '') };

@@ -70,6 +70,14 @@ exports.activate = async function () {
     res.transcript = api.transcript();
     step('explain answered');
 
+    // the lightbulb's "Ask about selection…": the server's command without a prompt; the extension's middleware asks
+    // for the question in an input box (the browser side types it) and the answer streams into the panel
+    const askAction = (acts || []).find((a) => a.title === 'OpenCode: Ask about selection…');
+    if (askAction && askAction.command) {
+      res.codeActionAsk = await vscode.commands.executeCommand(askAction.command.command, ...(askAction.command.arguments || []));
+      step('code action ask answered');
+    }
+
     // Run in Sandbox: the project's check runs in the sandbox, its problems come back as diagnostics
     if (res.serverCommands.includes('opencode.run')) {
       res.run = await vscode.commands.executeCommand('opencode-lsp.runInSandbox');

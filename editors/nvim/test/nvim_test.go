@@ -1,15 +1,16 @@
 // Package nvimtest runs the opencode.nvim plugin in real headless Neovim:
 // 0.7.2 (Debian bookworm's package, `nvim` on PATH) and the newer Neovim that
 // test/e2e/install.sh unpacks (test/e2e/.cache/nvim012/nvim), against the
-// built opencode-lsp and a spec-faithful fake OpenRouter.
+// built opencode-lsp and a spec-faithful fake OpenRouter; and Neovim 0.10 (the vim.lsp.start path) when
+// editors/nvim/test/install.sh has unpacked it.
 //
 // spec.lua (next to this file) plays the user: it sets the plugin up, opens a
 // C file, chooses code actions in Neovim's own menu (vim.ui.select), types a
 // question (vim.ui.input), runs :OpenCodeExplain on a range, :OpenCodeRun,
 // :OpenCodeStatus, :checkhealth opencode and :help opencode, and writes a
 // JSON report that the test asserts on. A Neovim that is not installed is
-// skipped with the reason, unless E2E_REQUIRE is "all" or names "nvim07" /
-// "nvim012", in which case the test fails.
+// skipped with the reason, unless E2E_REQUIRE is "all" or names "nvim07",
+// "nvim010" or "nvim012", in which case the test fails.
 package nvimtest
 
 import (
@@ -145,6 +146,16 @@ func neovims(repo string) []neovim {
 	} else {
 		out = append(out, neovim{name: "nvim07", why: "nvim (Debian's neovim 0.7.2) is not on PATH (apt-get install neovim)"})
 	}
+	// 0.10: the vim.lsp.start path (editors/nvim/test/install.sh)
+	own := os.Getenv("NVIM_TEST_CACHE")
+	if own == "" {
+		own = filepath.Join(repo, "editors", "nvim", ".cache")
+	}
+	if p := filepath.Join(own, "nvim010", "nvim"); fileExists(p) {
+		out = append(out, neovim{name: "nvim010", path: p})
+	} else {
+		out = append(out, neovim{name: "nvim010", why: p + " is not installed (editors/nvim/test/install.sh)"})
+	}
 	cache := os.Getenv("E2E_CACHE")
 	if cache == "" {
 		cache = filepath.Join(repo, "test", "e2e", ".cache")
@@ -156,6 +167,11 @@ func neovims(repo string) []neovim {
 		out = append(out, neovim{name: "nvim012", why: p + " is not installed (test/e2e/install.sh nvim)"})
 	}
 	return out
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func required(name string) bool {

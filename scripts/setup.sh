@@ -33,6 +33,10 @@ if [ -x test/e2e/install.sh ]; then
   say "editors for the end-to-end suite"
   test/e2e/install.sh
 fi
+if [ -x editors/nvim/test/install.sh ]; then
+  say "Neovim 0.10 for the Neovim plugin's tests"
+  editors/nvim/test/install.sh
+fi
 if [ -x editors/vscode/test/install.sh ]; then
   say "VS Code (code-server + chromium) for the extension's tests"
   editors/vscode/test/install.sh

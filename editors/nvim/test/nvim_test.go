@@ -93,6 +93,7 @@ type report struct {
 	CodeActionAsk     *view    `json:"codeActionAsk"`
 	Explain           *view    `json:"explain"`
 	Statusline        []string `json:"statusline"`
+	ProgressEvents    int      `json:"progressEvents"`
 	StatuslineAfter   string   `json:"statuslineAfter"`
 	Run               *struct {
 		Err    any `json:"err"`
@@ -361,6 +362,9 @@ func check(t *testing.T, r *report, fake *fakeopenrouter.Server, ws string) {
 	}
 	if len(r.Statusline) == 0 || !strings.HasPrefix(r.Statusline[0], "OpenCode: Run in sandbox") || r.StatuslineAfter != "" {
 		t.Errorf("statusline during the run %q, after %q: want 'OpenCode: Run in sandbox…' then empty", r.Statusline, r.StatuslineAfter)
+	}
+	if r.ProgressEvents == 0 {
+		t.Errorf("no LspProgress / User LspProgressUpdate event: the server's progress did not reach Neovim's LSP progress")
 	}
 	if r.Status == nil || r.Status.Result == nil || r.Status.Result.Isolation == "" {
 		t.Errorf("status %+v: want the isolation", r.Status)

@@ -57,6 +57,13 @@ vim.notify = function(msg, level, o)
   return notify(msg, level, o)
 end
 
+-- Neovim's own LSP progress events (what progress plugins and statuslines listen to)
+rep.progressEvents = 0
+vim.api.nvim_create_autocmd('User', { pattern = 'LspProgressUpdate', callback = function() rep.progressEvents = rep.progressEvents + 1 end })
+if vim.fn.exists('##LspProgress') == 1 then
+  vim.api.nvim_create_autocmd('LspProgress', { callback = function() rep.progressEvents = rep.progressEvents + 1 end })
+end
+
 local oc = require('opencode')
 local bufnr, client
 

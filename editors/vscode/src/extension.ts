@@ -142,8 +142,7 @@ class OpenCodeExtension {
   }
 
   api(): OpenCodeApi {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
+    const self = this; // the getters below read the live state
     return {
       get client() { return self.client; },
       get serverPath() { return self.serverPath; },
@@ -517,7 +516,7 @@ class OpenCodeExtension {
     this.refreshStatus();
     try {
       const res = await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [arg] });
-      this.present(command, res, key, opts);
+      this.present(command, res, key);
       return res;
     } catch (err) {
       const cancelled = err instanceof ResponseError && err.code === LSPErrorCodes.RequestCancelled;
@@ -534,7 +533,7 @@ class OpenCodeExtension {
     }
   }
 
-  private present(command: string, res: unknown, key: string | undefined, _opts: { fromCodeAction?: boolean }): void {
+  private present(command: string, res: unknown, key: string | undefined): void {
     if (!res || typeof res !== 'object') return;
     switch (command) {
       case A.ServerCommand.chat:

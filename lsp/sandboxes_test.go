@@ -320,3 +320,38 @@ func debugLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// An OpenCode that does not come up in a cloud sandbox fails generate with
+// "OpenCode API failed" and says how to find out why; the sandbox is still
+// closed at shutdown.
+func TestGenerateInCloudReportsOpenCodeFailure(t *testing.T) {
+	ctx := ctxT(t)
+	clouds := newCloudFakes(t)
+	// An opencode that answers --version but dies at `serve`.
+	broken := filepath.Join(t.TempDir(), "opencode")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\n[ \"$1\" = --version ] && { echo 1.18.33; exit 0; }\necho 'Error: cannot bind' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"OPENROUTER_API_KEY": sentinelKey, "OPENROUTER_BASE_URL": "http://127.0.0.1:1"}
+	for k, v := range clouds.env {
+		env[k] = v
+	}
+	e := cloudEditor(t, t.TempDir(), env, map[string]any{
+		"sandbox":    "e2b",
+		"openrouter": map[string]any{"model": "fake/fake-model"},
+		"generate":   map[string]any{"opencodePath": broken},
+	})
+	e.Initialize(ctx)
+	err := e.Execute(ctx, command.Generate, command.GenerateArgs{Prompt: "anything"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "OpenCode API failed in the e2b sandbox") ||
+		!strings.Contains(err.Error(), "opencode-lsp doctor --providers e2b") || !strings.Contains(err.Error(), "cannot bind") {
+		t.Fatalf("generate with a broken OpenCode: %v", err)
+	}
+	if strings.Contains(err.Error(), sentinelKey) {
+		t.Fatal("the error quotes the key")
+	}
+	e.Shutdown(ctx)
+	if clouds.live() != 0 {
+		t.Fatal("sandbox left after shutdown")
+	}
+}

@@ -597,3 +597,23 @@ func TestCancelledOpenKeepsTheSandbox(t *testing.T) {
 		t.Fatalf("%d sandboxes left", n)
 	}
 }
+
+// A usage file that cannot be written refuses cloud sandboxes with an error
+// that names it (the budget cannot be kept), never local ones.
+func TestUnwritableUsageFile(t *testing.T) {
+	ctx := ctxT(t)
+	c := newCloud(t)
+	// The state directory's parent is a file: no one can create it.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	m := newManager(t, c, filepath.Join(file, "state"), defaultLimits(), fleet.Options{})
+	_, err := m.Acquire(ctx, "e2b", fleet.Workspace{Root: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "usage.json") || !strings.Contains(err.Error(), "XDG_STATE_HOME") {
+		t.Fatalf("unwritable state: %v", err)
+	}
+	l, err := m.Acquire(ctx, "local", fleet.Workspace{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+}

@@ -134,8 +134,22 @@ func (u *usageState) settle(now time.Time, self string, alive func(string) bool)
 }
 
 // update runs fn on the state under the exclusive lock and writes the
-// result when fn reports a change.
+// result when fn reports a change. A file that cannot be read or written is
+// an error naming it (fn's own errors pass unchanged).
 func (s *Store) update(fn func(u *usageState) (bool, error)) error {
+	var fnErr error
+	err := s.updateFile(func(u *usageState) (bool, error) {
+		changed, err := fn(u)
+		fnErr = err
+		return changed, err
+	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("%w (the cloud usage file is %s; set XDG_STATE_HOME to a writable directory)", err, filepath.Join(s.dir, UsageFile))
+	}
+	return err
+}
+
+func (s *Store) updateFile(fn func(u *usageState) (bool, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dir == "" {

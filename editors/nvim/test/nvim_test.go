@@ -86,16 +86,21 @@ type report struct {
 			Applied bool `json:"applied"`
 		} `json:"result"`
 	} `json:"generate"`
-	GeneratedBuffer   any      `json:"generatedBuffer"`
-	GeneratedModified any      `json:"generatedModified"`
-	GenerateView      *view    `json:"generateView"`
-	CodeActionExplain *view    `json:"codeActionExplain"`
-	CodeActionAsk     *view    `json:"codeActionAsk"`
-	Explain           *view    `json:"explain"`
-	Statusline        []string `json:"statusline"`
-	ProgressEvents    int      `json:"progressEvents"`
-	StatuslineAfter   string   `json:"statuslineAfter"`
-	Run               *struct {
+	GeneratedBuffer   any    `json:"generatedBuffer"`
+	GeneratedModified any    `json:"generatedModified"`
+	GenerateView      *view  `json:"generateView"`
+	CodeActionExplain *view  `json:"codeActionExplain"`
+	CodeActionAsk     *view  `json:"codeActionAsk"`
+	Explain           *view  `json:"explain"`
+	StatuslineRunning string `json:"statuslineRunning"`
+	Cancelled         *view  `json:"cancelled"`
+	CancelResult      *struct {
+		Cancelled []string `json:"cancelled"`
+	} `json:"cancelResult"`
+	Statusline      []string `json:"statusline"`
+	ProgressEvents  int      `json:"progressEvents"`
+	StatuslineAfter string   `json:"statuslineAfter"`
+	Run             *struct {
 		Err    any `json:"err"`
 		Result *struct {
 			RunID       string         `json:"runId"`
@@ -215,6 +220,10 @@ func runSpec(t *testing.T, nv neovim, plugin, bin string) {
 	fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: chatKey})
 	fake.SetHandler(func(req fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
 		if len(req.Messages) > 0 && req.Messages[0].Text() == chat.SystemPrompt {
+			if strings.Contains(req.Messages[len(req.Messages)-1].Text(), "Please wait forever") {
+				// a first chunk, then the stream hangs: only a cancel ends it
+				return fakeopenrouter.Reply{Chunks: []string{"Thinking… ", "never shown"}, Hang: fakeopenrouter.HangAfterFirstChunk}
+			}
 			return fakeopenrouter.Reply{Chunks: answer, ChunkDelay: 20 * time.Millisecond}
 		}
 		return agent.Reply(req)
@@ -347,6 +356,19 @@ func check(t *testing.T, r *report, fake *fakeopenrouter.Server, ws string) {
 		t.Errorf("model requests: question seen %v, lines 3-5 alone seen %v", sawQuestion, sawRange)
 	}
 
+	// :OpenCodeCancel while the answer streamed: the statusline showed it, the view says Cancelled, no error popped up
+	if !strings.HasPrefix(r.StatuslineRunning, "OpenCode: Please wait forever") {
+		t.Errorf("statusline while the answer streamed: %q", r.StatuslineRunning)
+	}
+	if r.CancelResult == nil || len(r.CancelResult.Cancelled) != 1 || r.Cancelled == nil || r.Cancelled.Error != "Cancelled." ||
+		r.Cancelled.Text != "Thinking… " {
+		t.Errorf("cancel %+v, view %+v: want one run cancelled and its view marked Cancelled.", r.CancelResult, r.Cancelled)
+	}
+	for _, n := range r.Notifications {
+		if strings.Contains(n.Msg, "was cancelled") {
+			t.Errorf("a cancel the user asked for was reported as an error: %q", n.Msg)
+		}
+	}
 	// :OpenCodeRun → make → gcc's warning as a diagnostic in vim.diagnostic.get
 	if r.Run == nil || r.Run.Result == nil || r.Run.Result.Command != "make" || r.Run.Result.RunID == "" {
 		t.Errorf("run %+v: want make's result", r.Run)

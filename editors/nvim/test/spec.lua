@@ -135,6 +135,22 @@ run(':OpenCodeExplain', function()
   step(':OpenCodeExplain')
 end)
 
+-- 3b. :OpenCodeCancel while an answer streams (the fake holds the stream after its first chunk)
+run(':OpenCodeCancel', function()
+  vim.cmd('OpenCodeAsk Please wait forever')
+  assert(wait(15000, function()
+    for _, x in ipairs(oc._views) do
+      if x.label:find('Please wait forever', 1, true) and x.text ~= '' then return true end
+    end
+  end), 'the slow answer did not start')
+  rep.statuslineRunning = oc.statusline()
+  vim.cmd('OpenCodeCancel')
+  assert(wait(15000, function() return view_done('Please wait forever') ~= nil end), 'the answer was not cancelled')
+  rep.cancelled = snapshot(view_done('Please wait forever'))
+  rep.cancelResult = oc._last['opencode.cancel'] and oc._last['opencode.cancel'].result
+  step(':OpenCodeCancel')
+end)
+
 -- 4. :OpenCodeRun: the project's check in the sandbox; its warning becomes a diagnostic
 run(':OpenCodeRun', function()
   local lines = {}

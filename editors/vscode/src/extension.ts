@@ -66,6 +66,8 @@ export interface OpenCodeApi {
   readonly sandboxUrl: string | undefined;
   /** Resolves when the server is running (or rejects when it cannot start). */
   ready(): Promise<void>;
+  /** The status bar item's text and the command a click runs. */
+  statusBar(): { text: string; command: string };
 }
 
 let extension: OpenCodeExtension | undefined;
@@ -126,6 +128,10 @@ class OpenCodeExtension {
   /** the API keys the running server was started with (to ignore secret-storage events that change nothing) */
   private startedSecrets = '';
   private restartTimer?: NodeJS.Timeout;
+  /** runs this window cancelled with opencode.cancel (their commands then fail with "<runId> was cancelled") */
+  private readonly cancelledRuns = new Set<string>();
+  /** status entries in flight when the user cancelled everything (their answers may arrive before the cancel's) */
+  private readonly cancelRequested = new Set<number>();
   /** chat-panel thread key of each tracked command in flight, by status entry id */
   private readonly chatKeys = new Map<number, string>();
 
@@ -153,6 +159,7 @@ class OpenCodeExtension {
           return { threadId: t.threadId, label: t.label, answer: last?.text ?? '', done: last?.done ?? false, error: last?.error };
         }),
       ready: () => self.starting ?? Promise.reject(new Error('opencode-lsp is not started')),
+      statusBar: () => ({ text: self.statusItem.text, command: String(self.statusItem.command ?? '') }),
     };
   }
 
@@ -356,13 +363,26 @@ class OpenCodeExtension {
 
   // ---- commands -------------------------------------------------------------------------------------------------
 
+  /**
+   * isCancellation tells a cancelled command from a failed one: the client's own $/cancelRequest answers
+   * RequestCancelled; a run stopped with opencode.cancel (status bar, panel, Cancel command) fails with
+   * "<command>: <runId> was cancelled".
+   */
+  private isCancellation(err: unknown): boolean {
+    if (err instanceof vscode.CancellationError) return true;
+    if (!(err instanceof ResponseError)) return false;
+    if ((err as { opencodeCancelled?: boolean }).opencodeCancelled) return true;
+    if (err.code === LSPErrorCodes.RequestCancelled) return true;
+    const m = / (\S+) was cancelled$/.exec(err.message);
+    return !!m && this.cancelledRuns.has(m[1]);
+  }
+
   /** guard runs a command handler, turning its failure into an error message (and an undefined result). */
   private async guard<T>(fn: () => Promise<T>): Promise<T | undefined> {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof ResponseError && err.code === LSPErrorCodes.RequestCancelled) return undefined;
-      if (err instanceof vscode.CancellationError) return undefined;
+      if (this.isCancellation(err)) return undefined;
       const msg = err instanceof Error ? err.message : String(err);
       void vscode.window.showErrorMessage(`OpenCode: ${msg}`);
       return undefined;
@@ -419,8 +439,12 @@ class OpenCodeExtension {
 
   private async cancel(runId?: string): Promise<unknown> {
     const client = await this.runningClient();
+    if (runId) this.cancelledRuns.add(runId);
+    else for (const id of this.status.ids()) this.cancelRequested.add(id);
     const res = await client.sendRequest(ExecuteCommandRequest.type, { command: A.ServerCommand.cancel, arguments: [runId ? { runId } : {}] });
-    const n = (res as { cancelled?: string[] })?.cancelled?.length ?? 0;
+    const ids = (res as { cancelled?: string[] })?.cancelled ?? [];
+    for (const id of ids) this.cancelledRuns.add(id);
+    const n = ids.length;
     vscode.window.setStatusBarMessage(n ? `OpenCode: cancelled ${n} run${n > 1 ? 's' : ''}` : 'OpenCode: nothing to cancel', 3000);
     return res;
   }
@@ -519,7 +543,8 @@ class OpenCodeExtension {
       this.present(command, res, key);
       return res;
     } catch (err) {
-      const cancelled = err instanceof ResponseError && err.code === LSPErrorCodes.RequestCancelled;
+      const cancelled = this.isCancellation(err) || this.cancelRequested.has(id);
+      if (cancelled && err instanceof ResponseError) (err as { opencodeCancelled?: boolean }).opencodeCancelled = true;
       if (key) {
         this.transcript.fail(key, cancelled ? 'Cancelled.' : `Failed: ${(err as Error).message}`);
         this.chat.update(key);
@@ -527,6 +552,7 @@ class OpenCodeExtension {
       if (opts.fromCodeAction && !cancelled) void vscode.window.showErrorMessage(`OpenCode: ${(err as Error).message}`);
       throw err;
     } finally {
+      this.cancelRequested.delete(id);
       this.status.finish(id);
       this.chatKeys.delete(id);
       this.refreshStatus();

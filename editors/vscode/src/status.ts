@@ -48,6 +48,11 @@ export class StatusModel {
     return this.entries.filter((e) => e.runId).map((e) => e.runId!);
   }
 
+  /** The ids of the entries in flight. */
+  ids(): number[] {
+    return this.entries.map((e) => e.id);
+  }
+
   get running(): number {
     return this.entries.length;
   }

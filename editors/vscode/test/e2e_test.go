@@ -111,6 +111,17 @@ type report struct {
 		ThreadID string `json:"threadId"`
 		Text     string `json:"text"`
 	} `json:"codeActionAsk"`
+	StatusWhileRunning statusBar `json:"statusWhileRunning"`
+	StatusAfterCancel  statusBar `json:"statusAfterCancel"`
+	Cancel             *struct {
+		Cancelled []string `json:"cancelled"`
+	} `json:"cancel"`
+	SlowResult json.RawMessage `json:"slowResult"`
+	SlowThread *struct {
+		Answer string `json:"answer"`
+		Done   bool   `json:"done"`
+		Error  string `json:"error"`
+	} `json:"slowThread"`
 	Run         json.RawMessage `json:"run"`
 	Diagnostics []diagnostic    `json:"diagnostics"`
 	Ask         *struct {
@@ -136,6 +147,11 @@ type report struct {
 		Answer string `json:"answer"`
 		Done   bool   `json:"done"`
 	} `json:"transcriptFinal"`
+}
+
+type statusBar struct {
+	Text    string `json:"text"`
+	Command string `json:"command"`
 }
 
 type diagnostic struct {
@@ -247,6 +263,10 @@ func TestVSCode(t *testing.T) {
 	fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: openRouterKey})
 	fake.SetHandler(func(req fakeopenrouter.ChatRequest) fakeopenrouter.Reply {
 		if len(req.Messages) > 0 && req.Messages[0].Role == "system" && req.Messages[0].Text() == chat.SystemPrompt {
+			if strings.Contains(req.Messages[len(req.Messages)-1].Text(), "Please wait forever") {
+				// a first chunk, then the stream hangs: only a cancel ends it
+				return fakeopenrouter.Reply{Chunks: []string{"Thinking… ", "never shown"}, Hang: fakeopenrouter.HangAfterFirstChunk}
+			}
 			return fakeopenrouter.Reply{Chunks: answer, ChunkDelay: 30 * time.Millisecond}
 		}
 		return agent.Reply(req)
@@ -456,20 +476,33 @@ func checkAskAndGenerate(t *testing.T, rep *report, br *browserReport, generate 
 	if rep.Ask == nil || rep.Ask.Route != "chat" || rep.Ask.Chat == nil || rep.Ask.Chat.Text != full {
 		t.Errorf("ask result %+v: want route chat with the answer", rep.Ask)
 	}
+	// Cancel from the status bar item while an answer streams
+	if !strings.Contains(rep.StatusWhileRunning.Text, "Please wait forever") || rep.StatusWhileRunning.Command != "opencode-lsp.cancel" {
+		t.Errorf("status bar while the answer streamed: %+v, want the running work and a cancelling click", rep.StatusWhileRunning)
+	}
+	if rep.Cancel == nil || len(rep.Cancel.Cancelled) != 1 || string(rep.SlowResult) != "null" {
+		t.Errorf("cancel %+v, slow result %s: want one run cancelled and no result", rep.Cancel, rep.SlowResult)
+	}
+	if rep.StatusAfterCancel.Command != "opencode-lsp.showStatus" || strings.Contains(rep.StatusAfterCancel.Text, "spin") {
+		t.Errorf("status bar after the cancel: %+v, want idle", rep.StatusAfterCancel)
+	}
+	if th := rep.SlowThread; th == nil || th.Answer != "Thinking… " || !th.Done || th.Error != "Cancelled." {
+		t.Errorf("cancelled thread %+v: want the streamed start, marked Cancelled.", th)
+	}
 	// the lightbulb's Ask: the middleware asked, the browser typed, the question went to the model
 	if br.Typed != question || rep.CodeActionAsk == nil || rep.CodeActionAsk.Text != full {
 		t.Errorf("code action Ask: typed %q, result %+v; want the typed question answered", br.Typed, rep.CodeActionAsk)
 	}
-	if len(rep.TranscriptFinal) < 3 || rep.TranscriptFinal[1].Label != question+" (main.go:5-8)" ||
-		rep.TranscriptFinal[2].Label != "What does this code do? (main.go)" || rep.TranscriptFinal[2].Answer != full {
-		t.Errorf("transcript %+v: want Explain, the code action's Ask, then Ask…", rep.TranscriptFinal)
+	if len(rep.TranscriptFinal) < 4 || rep.TranscriptFinal[1].Label != question+" (main.go:5-8)" ||
+		rep.TranscriptFinal[3].Label != "What does this code do? (main.go)" || rep.TranscriptFinal[3].Answer != full {
+		t.Errorf("transcript %+v: want Explain, the code action's Ask, the cancelled one, then Ask…", rep.TranscriptFinal)
 	}
 	if !generate {
 		return
 	}
-	// the agent's account of its work streamed into a fourth thread
-	if n := len(rep.TranscriptFinal); n != 4 || rep.TranscriptFinal[3].Label != "Generate: "+generatePrompt ||
-		!strings.HasPrefix(rep.TranscriptFinal[3].Answer, "Added main_test.go.") || !rep.TranscriptFinal[3].Done {
+	// the agent's account of its work streamed into a fifth thread
+	if n := len(rep.TranscriptFinal); n != 5 || rep.TranscriptFinal[4].Label != "Generate: "+generatePrompt ||
+		!strings.HasPrefix(rep.TranscriptFinal[4].Answer, "Added main_test.go.") || !rep.TranscriptFinal[4].Done {
 		t.Errorf("transcript %+v: want a finished Generate thread with the agent's message", rep.TranscriptFinal)
 	}
 	if rep.Generate == nil || !rep.Generate.Applied || len(rep.Generate.Files) != 1 || rep.Generate.Files[0].Path != "main_test.go" ||
@@ -542,8 +575,8 @@ func checkFake(t *testing.T, fake *fakeopenrouter.Server, generate bool) {
 			}
 		}
 	}
-	if chats != 3 {
-		t.Errorf("%d chat requests reached the fake, want 3 (Explain, the code action's Ask, Ask…)", chats)
+	if chats != 4 {
+		t.Errorf("%d chat requests reached the fake, want 4 (Explain, the code action's Ask, the cancelled one, Ask…)", chats)
 	}
 	if generate && agent == 0 {
 		t.Errorf("the OpenCode agent never asked the model")

@@ -73,6 +73,7 @@ const expect = JSON.parse(process.env.E2E_EXPECT || '[]'); // texts the chat pan
               title: document.title,
             })),
           };
+          await f.evaluate(() => window.scrollTo(0, 0)); // the screenshot starts with the first answer
           break;
         }
       }

@@ -345,6 +345,16 @@ end
 -- ---- commands --------------------------------------------------------------------------------------------------
 
 M._last = {} -- the last result or error of each command (for tests and statuslines)
+local cancelled_runs = {} -- runs cancelled with opencode.cancel: their commands fail with "<runId> was cancelled"
+local cancel_requested = {} -- commands in flight when every run was cancelled (their answer may come first)
+
+-- is_cancellation tells a cancelled command from a failed one: Neovim's own $/cancelRequest answers
+-- RequestCancelled (-32800); a run stopped with opencode.cancel fails with "<command>: <runId> was cancelled".
+local function is_cancellation(err)
+  if err.code == -32800 then return true end
+  local id = type(err.message) == 'string' and err.message:match(' (%S+) was cancelled$')
+  return id ~= nil and cancelled_runs[id] == true
+end
 
 local function present(name, res, v)
   if name == M.commands.chat or name == M.commands.explain or (name == M.commands.ask and res.chat) then
@@ -381,6 +391,7 @@ local function present(name, res, v)
   end
   if name == M.commands.cancel then
     local c = res.cancelled or {}
+    for _, id in ipairs(c) do cancelled_runs[id] = true end
     notify(#c > 0 and ('cancelled ' .. table.concat(c, ', ')) or 'nothing to cancel')
   end
 end
@@ -422,8 +433,10 @@ function M.execute(name, args, opts)
     running[id] = nil
     redraw()
     M._last[name] = { err = err, result = res }
+    local requested = cancel_requested[id]
+    cancel_requested[id] = nil
     if err then
-      local cancelled = err.code == -32800
+      local cancelled = requested or is_cancellation(err)
       if v then
         v.done, v.error = true, cancelled and 'Cancelled.' or ('Failed: ' .. (err.message or tostring(err)))
         show(v)
@@ -496,7 +509,12 @@ end
 --- :OpenCodeCancel [runId] — cancel one run, or all.
 function M.cancel(o)
   o = o or {}
-  M.execute(M.commands.cancel, (o.args and o.args ~= '') and { runId = o.args } or {}, {})
+  if o.args and o.args ~= '' then
+    cancelled_runs[o.args] = true
+    return M.execute(M.commands.cancel, { runId = o.args }, {})
+  end
+  for id in pairs(running) do cancel_requested[id] = true end
+  M.execute(M.commands.cancel, {}, {})
 end
 
 --- :OpenCodeStatus — sandboxes, runs and sandbox time, in the answer window.

@@ -14,6 +14,7 @@ test('status bar: idle, starting, running work (click cancels), several runs, ba
   assert.equal(s.view().text, '$(sync~spin) OpenCode: Explain main.go:3');
   assert.equal(s.view().command, 'opencode-lsp.cancel');
   const b = s.start('Run in sandbox');
+  assert.deepEqual(s.ids(), [a, b]);
   assert.equal(s.view().text, '$(sync~spin) OpenCode: Explain main.go:3 (+1)');
   s.attachRun(b, 'run-7');
   s.attachRun(b, 'run-8'); // the first runId sticks

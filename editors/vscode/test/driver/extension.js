@@ -78,6 +78,17 @@ exports.activate = async function () {
       step('code action ask answered');
     }
 
+    // Cancel: while an answer is streaming, the status bar shows the work and its click (opencode-lsp.cancel) stops it
+    const slow = vscode.commands.executeCommand('opencode-lsp.ask', { prompt: 'Please wait forever' });
+    await waitFor('the slow answer to start streaming',
+      () => api.transcript().some((t) => t.label.startsWith('Please wait forever') && t.answer !== ''));
+    res.statusWhileRunning = api.statusBar();
+    res.cancel = await vscode.commands.executeCommand(res.statusWhileRunning.command);
+    res.slowResult = (await slow) ?? null;
+    res.statusAfterCancel = api.statusBar();
+    res.slowThread = api.transcript().find((t) => t.label.startsWith('Please wait forever'));
+    step('cancelled');
+
     // Run in Sandbox: the project's check runs in the sandbox, its problems come back as diagnostics
     if (res.serverCommands.includes('opencode.run')) {
       res.run = await vscode.commands.executeCommand('opencode-lsp.runInSandbox');

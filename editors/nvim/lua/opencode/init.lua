@@ -623,6 +623,10 @@ function M.setup(opts)
   M.register_lsp_commands()
   if not M.config.autostart then return end
   if vim.lsp.config and vim.lsp.enable then
+    if not M.cmd() then
+      notify('opencode-lsp not found: ' .. M.install_hint, vim.log.levels.WARN)
+      return
+    end
     vim.lsp.config('opencode', M.lsp_config())
     vim.lsp.enable('opencode')
     return

@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Installs everything the test suites drive, on a fresh Debian 12 machine
-# (as root, or with sudo): bubblewrap for the local sandbox, the real editors
-# of the end-to-end suite, the pinned npm tools (OpenCode, TypeScript, the
-# node LSP client library) and the Go modules. Idempotent: a second run only
-# checks.
+# Sets up a fresh Debian 12 machine (as root, or with sudo).
+#
+#   scripts/setup.sh           what running opencode-lsp needs: bubblewrap (the
+#                              local sandbox's isolation) and the Go modules
+#   scripts/setup.sh --tests   also everything the test suites drive: the
+#                              toolchains whose output becomes diagnostics, the
+#                              pinned npm tools (OpenCode, TypeScript, the node
+#                              LSP client library), the real editors of the
+#                              end-to-end suites (Neovim, Emacs, VS Code)
+#
+# Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+TESTS=0
+case "${1:-}" in
+  "") ;;
+  --tests) TESTS=1 ;;
+  *) echo "usage: scripts/setup.sh [--tests]" >&2; exit 2 ;;
+esac
 
 say() { printf '== %s\n' "$*"; }
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# bubblewrap: the local sandbox's isolation; the rest: toolchains the
-# diagnostics tests run for real (python3-pytest for pytest's output).
-APT_PACKAGES=(bubblewrap git ca-certificates gcc make python3 python3-pytest)
+APT_PACKAGES=(bubblewrap git ca-certificates)
+if [ "$TESTS" = 1 ]; then
+  # Toolchains the diagnostics tests run for real (python3-pytest for
+  # pytest's output; go, node and cargo come with the machine).
+  APT_PACKAGES+=(gcc make python3 python3-pytest)
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,22 +42,26 @@ else
   say "apt: ${APT_PACKAGES[*]} already installed"
 fi
 
-say "npm: pinned test tools (test/tools)"
-(cd test/tools && npm ci --no-audit --no-fund --loglevel=error)
-
-if [ -x test/e2e/install.sh ]; then
-  say "editors for the end-to-end suite"
-  test/e2e/install.sh
-fi
-if [ -x editors/nvim/test/install.sh ]; then
-  say "Neovim 0.10 for the Neovim plugin's tests"
-  editors/nvim/test/install.sh
-fi
-if [ -x editors/vscode/test/install.sh ]; then
-  say "VS Code (code-server + chromium) for the extension's tests"
-  editors/vscode/test/install.sh
-fi
-
 say "go: module download"
 go mod download
+
+if [ "$TESTS" = 1 ]; then
+  # npm ci only when the lock file changed since the last install.
+  stamp=test/tools/node_modules/.installed-lock.sha256
+  if [ -f "$stamp" ] && [ "$(sha256sum < test/tools/package-lock.json)" = "$(cat "$stamp")" ]; then
+    say "npm: test/tools already installed"
+  else
+    say "npm: pinned test tools (test/tools)"
+    # npm install, not npm ci: npm 11 leaves other platforms' optional OpenCode
+    # binaries out of the lock file, and npm ci then rejects it.
+    (cd test/tools && npm install --no-audit --no-fund --loglevel=error)
+    sha256sum < test/tools/package-lock.json > "$stamp"
+  fi
+  for installer in test/e2e/install.sh editors/nvim/test/install.sh editors/vscode/test/install.sh; do
+    if [ -x "$installer" ]; then
+      say "$installer"
+      "$installer"
+    fi
+  done
+fi
 say "setup done"

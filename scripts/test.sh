@@ -3,7 +3,7 @@
 # of every package, the end-to-end suite with real editors included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 export PATH="$PWD/test/tools/node_modules/.bin:$PATH"
 # Every real client must run: one that failed to install fails the suite
 # instead of being skipped.

@@ -56,11 +56,19 @@ func (s *Server) codeAction(ctx context.Context, params json.RawMessage) (any, e
 		{codeActionKindOpenCode + ".generate", titleGenerate, cmd(titleGenerate, command.Generate, command.GenerateArgs{URI: uri, Range: &rng}), nil},
 		{codeActionKindRun, titleRun, cmd(titleRun, command.Run, command.RunArgs{URI: uri}), nil},
 	}
+	published := s.diags.Get(uri)
 	for _, d := range p.Context.Diagnostics {
 		// Lines only: some clients (Neovim 0.7) send the context's
 		// diagnostics with byte columns whatever the negotiated encoding.
 		if d.Range.End.Line < rng.Start.Line || d.Range.Start.Line > rng.End.Line {
 			continue
+		}
+		// One of ours: take the range we published, in the right encoding.
+		for _, pd := range published {
+			if pd.Message == d.Message && pd.Range.Start.Line == d.Range.Start.Line {
+				d.Range = pd.Range
+				break
+			}
 		}
 		r := d.Range
 		prompt := fixPrompt(d)

@@ -29,11 +29,12 @@ func opencodeBinary(t *testing.T) string {
 	return ""
 }
 
-// localProviders gives every test its own sandbox state dir.
+// localProviders gives every test its own sandbox state dir; the sandbox
+// shows the OpenCode binary even when the checkout is under /tmp.
 func localProviders(t *testing.T) lsp.ProviderFactory {
 	dir := t.TempDir()
 	return func(name string, st lsp.Settings) (sandbox.Provider, error) {
-		return local.New(local.Options{StateDir: dir})
+		return local.New(local.Options{StateDir: dir, ReadOnlyBinds: local.ToolBinds(st.Generate.OpenCodePath)})
 	}
 }
 

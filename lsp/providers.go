@@ -3,6 +3,7 @@ package lsp
 import (
 	"fmt"
 	"log/slog"
+	"os/exec"
 
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
 	"github.com/opencode-lsp/opencode-lsp/sandbox/daytona"
@@ -24,7 +25,8 @@ func DefaultProviders(log *slog.Logger, getenv func(string) string) ProviderFact
 			case "off":
 				iso = local.IsolationNone
 			}
-			return local.New(local.Options{Isolation: iso, Logger: log.With("sandbox", "local")})
+			return local.New(local.Options{Isolation: iso, Logger: log.With("sandbox", "local"),
+				ReadOnlyBinds: opencodeBinds(st.Generate.OpenCodePath)})
 		case "e2b":
 			cfg := e2b.ConfigFromEnv(getenv)
 			override(&cfg.APIKey, st.E2B.APIKey)
@@ -54,6 +56,19 @@ func DefaultProviders(log *slog.Logger, getenv func(string) string) ProviderFact
 		}
 		return nil, fmt.Errorf("unknown sandbox %q: want local, e2b or daytona", name)
 	}
+}
+
+// opencodeBinds are the host directories the local sandbox must show so
+// that the OpenCode binary (the setting, else the daemon's PATH) runs in it.
+func opencodeBinds(opencodePath string) []string {
+	if opencodePath == "" {
+		found, err := exec.LookPath("opencode")
+		if err != nil {
+			return nil
+		}
+		opencodePath = found
+	}
+	return local.ToolBinds(opencodePath)
 }
 
 // override sets *dst to v when v is not empty (settings win over the

@@ -62,7 +62,7 @@ func cloudEditor(t *testing.T, root string, env map[string]string, init map[stri
 	localDir := t.TempDir()
 	providers := func(name string, st lsp.Settings) (sandbox.Provider, error) {
 		if name == "local" {
-			return local.New(local.Options{StateDir: localDir})
+			return local.New(local.Options{StateDir: localDir, ReadOnlyBinds: local.ToolBinds(st.Generate.OpenCodePath)})
 		}
 		return real(name, st)
 	}

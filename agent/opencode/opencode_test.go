@@ -125,7 +125,8 @@ func newEnv(t testing.TB) *env {
 	})
 
 	var err error
-	e.provider, err = local.New(local.Options{StateDir: e.stateDir, Logger: slog.New(slog.DiscardHandler)})
+	e.provider, err = local.New(local.Options{StateDir: e.stateDir, Logger: slog.New(slog.DiscardHandler),
+		ReadOnlyBinds: local.ToolBinds(opencodeBinary(t))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -813,3 +813,25 @@ func TestConcurrentUse(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestToolBinds(t *testing.T) {
+	dir := t.TempDir()
+	nm := filepath.Join(dir, "tools", "node_modules")
+	if err := os.MkdirAll(filepath.Join(nm, ".bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(nm, "pkg", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(nm, "pkg", "bin", "tool")
+	if err := os.WriteFile(target, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(nm, ".bin", "tool")
+	if err := os.Symlink("../pkg/bin/tool", link); err != nil {
+		t.Fatal(err)
+	}
+	if got := ToolBinds(link, "relative/tool", "/usr/local/bin/go"); len(got) != 2 || got[0] != nm || got[1] != "/usr/local/bin" {
+		t.Fatalf("ToolBinds = %v, want [%s /usr/local/bin]", got, nm)
+	}
+}

@@ -10,8 +10,6 @@ package lsp_test
 // bench/run.sh runs them and bench/README.md keeps the figures.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +32,7 @@ import (
 	"github.com/opencode-lsp/opencode-lsp/agent/opencode"
 	"github.com/opencode-lsp/opencode-lsp/agent/openrouter/fakeopenrouter"
 	"github.com/opencode-lsp/opencode-lsp/bench/lspclient"
+	"github.com/opencode-lsp/opencode-lsp/bench/ssedirect"
 	"github.com/opencode-lsp/opencode-lsp/lsp"
 	"github.com/opencode-lsp/opencode-lsp/lsp/command"
 	"github.com/opencode-lsp/opencode-lsp/lsp/lsptest"
@@ -174,64 +172,28 @@ func (c *benchClient) codeAction(b *testing.B, uri string, line uint32) time.Dur
 	return d
 }
 
-// benchStamp is a chunk carrying its own write time (the fake calls
-// Generate right before writing the chunk).
-func benchStamp() string { return strconv.FormatInt(time.Now().UnixNano(), 10) }
-
-func benchSince(delta string, at time.Time) (time.Duration, bool) {
-	ns, err := strconv.ParseInt(delta, 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return at.Sub(time.Unix(0, ns)), true
-}
-
-// benchStampedReply streams n stamped chunks, one every pace.
+// benchStampedReply streams n chunks, one every pace, each carrying its
+// own write time (the fake calls Generate right before writing a chunk).
 func benchStampedReply(n int, pace time.Duration) fakeopenrouter.Reply {
 	return fakeopenrouter.Reply{ChunkDelay: pace, Generate: func(i int) (string, bool) {
 		if i >= n {
 			return "", false
 		}
-		return benchStamp(), true
+		return ssedirect.Stamp(), true
 	}}
 }
 
-// benchDirectLatencies reads one streamed answer straight from the fake (HTTP +
-// SSE lines + a JSON decode per chunk): the baseline any consumer pays.
+// benchDirectLatencies reads one streamed answer straight from the fake:
+// the baseline any consumer pays.
 func benchDirectLatencies(b *testing.B, fake *fakeopenrouter.Server) []time.Duration {
-	body := `{"model":"test/model","stream":true,"messages":[{"role":"user","content":"Explain"}]}`
-	req, _ := http.NewRequest(http.MethodPost, fake.URL+"/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+benchKey)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		b.Fatalf("direct: HTTP %d", res.StatusCode)
-	}
 	var out []time.Duration
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
-		if !ok || len(data) == 0 || data[0] != '{' {
-			continue
-		}
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-		}
-		if json.Unmarshal(data, &ch) != nil || len(ch.Choices) == 0 {
-			continue
-		}
-		if d, ok := benchSince(ch.Choices[0].Delta.Content, time.Now()); ok {
+	err := ssedirect.Read(context.Background(), http.DefaultClient, fake.URL, benchKey, "test/model", func(delta string, at time.Time) {
+		if d, ok := ssedirect.Since(delta, at); ok {
 			out = append(out, d)
 		}
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	return out
 }
@@ -245,7 +207,7 @@ func (c *benchClient) lspLatencies(b *testing.B, uri string) []time.Duration {
 		out []time.Duration
 	)
 	f := func(delta string, at time.Time) {
-		if d, ok := benchSince(delta, at); ok {
+		if d, ok := ssedirect.Since(delta, at); ok {
 			mu.Lock()
 			out = append(out, d)
 			mu.Unlock()
@@ -380,6 +342,21 @@ func BenchmarkChat50CodeAction(b *testing.B) {
 	b.ReportMetric(benchMs(benchPct(loaded, 50)), "load-p50-ms")
 	b.ReportMetric(benchMs(benchPct(loaded, 99)), "load-p99-ms")
 	b.ReportMetric(float64(len(loaded))/float64(b.N), "codeActions/op")
+}
+
+// BenchmarkCodeAction: one textDocument/codeAction round trip on a
+// 2,000-line file over the wire codec, in process (bench/lspbench measures
+// the same over stdio against gopls). Reports the median.
+func BenchmarkCodeAction(b *testing.B) {
+	c := newBenchClient(b, nil, "", nil)
+	uri := c.open(b, "big.go", benchGoFile(2000))
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ds = append(ds, c.codeAction(b, uri, 1000))
+	}
+	b.StopTimer()
+	b.ReportMetric(benchUs(benchPct(ds, 50)), "p50-µs")
 }
 
 // BenchmarkGenerateApplyEdit200: the generate path once the agent is idle,

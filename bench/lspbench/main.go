@@ -23,8 +23,9 @@
 //	    -copilot .cache/npm/node_modules/@github/copilot-language-server-linux-x64/copilot-language-server \
 //	    -json out/core.json
 //
-// A server whose path is empty is skipped. Nothing here is a pass/fail
-// test: the output is figures.
+// A server whose path is empty is skipped. `lspbench chat -opencode BIN`
+// measures the chat path of the real binary instead (see runChat). Nothing
+// here is a pass/fail test: the output is figures.
 package main
 
 import (
@@ -49,7 +50,12 @@ func main() {
 	if len(os.Args) == 2 && os.Args[1] == "nullserver" {
 		os.Exit(serveNull(os.Stdin, os.Stdout))
 	}
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	run := run
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "chat" {
+		run, args = runChat, args[1:]
+	}
+	if err := run(args, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "lspbench:", err)
 		os.Exit(1)
 	}
@@ -108,7 +114,11 @@ func run(args []string, stdout io.Writer) error {
 		Servers: map[string]*serverResult{},
 	}
 	for _, p := range profiles {
-		rep.Servers[p.Name] = &serverResult{Version: p.version()}
+		version := p.version()
+		if p.Floor {
+			version = "lspbench nullserver: answers at once and does nothing (the floor: process, pipes, client)"
+		}
+		rep.Servers[p.Name] = &serverResult{Version: version}
 		rep.Order = append(rep.Order, p.Name)
 		if p.Name != "opencode-lsp" && !p.Floor {
 			rep.Baselines = append(rep.Baselines, p.Name)

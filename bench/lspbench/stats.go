@@ -99,3 +99,25 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// cpuTime returns the CPU time (user + system, all threads) pid has used,
+// from /proc/PID/stat in clock ticks of 10 ms; 0 when the process is gone.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	// After the comm: state(0) ppid(1) ... utime(11) stime(12).
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}

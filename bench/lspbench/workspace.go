@@ -79,6 +79,7 @@ func makeWorkspace(dir string) (*workspace, error) {
 		add("\ts := strconv.Itoa(total)")
 		add("\treturn len(s) + total, nil")
 		add("}")
+		add("")
 	}
 	for len(lines) < bigLines-1 {
 		add("// (padding to %d lines)", bigLines)

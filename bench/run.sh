@@ -115,7 +115,7 @@ run_packages() {
 	gobench ./sandbox/local 'Sync|Manifest' -benchtime 5x -count 3
 	gobench ./lsp/outputdiag . -count 3
 	gobench ./agent/openrouter . -count 3
-	gobench ./agent/opencode RunOverhead -benchtime 15x -count 1
+	gobench ./agent/opencode RunOverhead -benchtime 40x -count 1
 }
 
 case $what in

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,7 @@ func runChat(args []string, stdout io.Writer) error {
 	loadRounds := fs.Int("load-rounds", 3, "load rounds")
 	jsonOut := fs.String("json", "", "write the results as JSON to `file`")
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on any one wait for the server")
+	nice := fs.Int("server-nice", 0, "run the server under `nice -n N` (a diagnostic: a negative N, as root, shows how much of a p99 is waiting for a core)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -93,6 +95,9 @@ func runChat(args []string, stdout io.Writer) error {
 	p := &profile{
 		Name: "opencode-lsp", Argv: []string{path, "--log-level", "warn"}, VersionArgv: []string{path, "version"},
 		Env: []string{"XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "OPENROUTER_API_KEY=" + chatKey, "OPENROUTER_BASE_URL=" + fake.URL},
+	}
+	if *nice != 0 {
+		p.Argv = append([]string{"nice", "-n", strconv.Itoa(*nice)}, p.Argv...)
 	}
 	rep := chatReport{Date: time.Now().UTC().Format(time.RFC3339), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		LoadBefore: loadAvg(), Version: p.version(), Chats: *chats}

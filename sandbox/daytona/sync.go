@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
 )
@@ -46,93 +45,15 @@ const (
 	batchBytes = 64 << 20
 )
 
-// excluder matches gitignore-style patterns (go-git's implementation)
-// against slash paths; ".git" is excluded unless includeGit.
-type excluder struct {
-	m     gitignore.Matcher
-	prune []string // find(1) expressions for patterns simple enough to prune remotely
-}
-
-func newExcluder(patterns []string, includeGit bool) (*excluder, error) {
-	var ps []gitignore.Pattern
-	var prune []string
-	negated := false
-	if !includeGit {
-		ps = append(ps, gitignore.ParsePattern(".git", nil))
-		prune = append(prune, "-name .git")
-	}
-	for _, p := range patterns {
-		if strings.IndexByte(p, 0) >= 0 {
-			return nil, fmt.Errorf("exclude pattern %q contains NUL", p)
-		}
-		t := strings.TrimRight(p, " \t\r\n")
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		ps = append(ps, gitignore.ParsePattern(t, nil))
-		if strings.HasPrefix(t, "!") {
-			negated = true
-			continue
-		}
-		dirOnly := strings.HasSuffix(t, "/")
-		name := strings.TrimSuffix(t, "/")
-		anchored := strings.HasPrefix(name, "/")
-		name = strings.TrimPrefix(name, "/")
-		if name == "" || strings.ContainsAny(name, "*?[]\\/") {
-			continue
-		}
-		e := "-name " + shq(name)
-		if anchored {
-			e = "-path " + shq("./"+name)
-		}
-		if dirOnly {
-			e = "\\( " + e + " -type d \\)"
-		}
-		prune = append(prune, e)
-	}
-	if negated {
-		// A negation may re-include something under a pruned directory:
-		// prune nothing but .git.
-		prune = prune[:0]
-		if !includeGit {
-			prune = append(prune, "-name .git")
-		}
-	}
-	return &excluder{m: gitignore.NewMatcher(ps), prune: prune}, nil
-}
-
-func (e *excluder) match(rel string, isDir bool) bool {
-	return e.m.Match(strings.Split(rel, "/"), isDir)
-}
-
-// excludedPath reports whether rel (a file) or one of its parent
-// directories is excluded; dirs caches the answers for directories.
-func (e *excluder) excludedPath(rel string, dirs map[string]bool) bool {
-	for i := 0; i < len(rel); i++ {
-		if rel[i] != '/' {
-			continue
-		}
-		d := rel[:i]
-		ex, ok := dirs[d]
-		if !ok {
-			ex = e.match(d, true)
-			dirs[d] = ex
-		}
-		if ex {
-			return true
-		}
-	}
-	return e.match(rel, false)
-}
-
 // findExpr is the find(1) expression listing regular files and symlinks
 // under the current directory, pruned by e.
-func (e *excluder) findExpr() string {
+func findExpr(e *sandbox.Excluder) string {
 	const format = `-printf '%y %i %s %T@ %C@ %m\0%p\0%l\0'`
-	if len(e.prune) == 0 {
-		return `\( -type f -o -type l \) ` + format
+	prune := strings.Join(e.FindPrune(shq), " ")
+	if prune != "" {
+		prune += " "
 	}
-	return `\( ` + strings.Join(e.prune, " -o ") + ` \) -prune -o \( -type f -o -type l \) ` + format
+	return prune + `\( -type f -o -type l \) ` + format
 }
 
 // parseListing parses the output of findExpr's -printf: for each entry
@@ -187,8 +108,8 @@ func parseHashes(out string) map[string]string {
 // from the cache (by stat key) or by hashing those the cache does not know
 // with one more command. Excluded paths are left out. The cache is replaced
 // by what the listing found.
-func (s *Sandbox) listing(ctx context.Context, op string, e *excluder) (map[string]remoteFile, error) {
-	script := fmt.Sprintf("cd %s || exit 3\nfind . %s 2>/dev/null\nexit 0\n", shq(s.root), e.findExpr())
+func (s *Sandbox) listing(ctx context.Context, op string, e *sandbox.Excluder) (map[string]remoteFile, error) {
+	script := fmt.Sprintf("cd %s || exit 3\nfind . %s 2>/dev/null\nexit 0\n", shq(s.root), findExpr(e))
 	out, err := s.script(ctx, op, script, 10*time.Minute)
 	if err != nil {
 		return nil, err
@@ -197,12 +118,11 @@ func (s *Sandbox) listing(ctx context.Context, op string, e *excluder) (map[stri
 	if err != nil {
 		return nil, &Error{Op: op + " in sandbox", Sandbox: s.id, Message: err.Error()}
 	}
-	dirs := map[string]bool{}
 	files := make(map[string]remoteFile, len(all))
 	var unknown []string
 	s.mu.Lock()
 	for rel, f := range all {
-		if e.excludedPath(rel, dirs) {
+		if e.Excluded(rel) {
 			continue
 		}
 		if f.Link == "" {
@@ -244,7 +164,7 @@ func (s *Sandbox) listing(ctx context.Context, op string, e *excluder) (map[stri
 	}
 	for rel, f := range s.cache {
 		if _, listed := all[rel]; listed {
-			if _, ok := cache[rel]; !ok && e.excludedPath(rel, dirs) {
+			if _, ok := cache[rel]; !ok && e.Excluded(rel) {
 				cache[rel] = f // excluded now, may be included again
 			}
 		}
@@ -266,7 +186,7 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 	s.mu.Lock()
 	excludes, includeGit := s.excludes, s.includeGit
 	s.mu.Unlock()
-	e, err := newExcluder(excludes, includeGit)
+	e, err := sandbox.NewExcluder(excludes, includeGit)
 	if err != nil {
 		return nil, s.opErr(op, err)
 	}
@@ -326,7 +246,7 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	} else if !fi.IsDir() {
 		return fail(fmt.Errorf("source root %q is not a directory", src.Root))
 	}
-	e, err := newExcluder(src.Excludes, src.IncludeGit)
+	e, err := sandbox.NewExcluder(src.Excludes, src.IncludeGit)
 	if err != nil {
 		return fail(err)
 	}
@@ -457,7 +377,7 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	if len(uploads) > 0 || len(chmods) > 0 {
 		// The new stat keys of what was written (argument lists may be
 		// long, so the whole tree is listed again rather than the files).
-		fmt.Fprintf(&post, "find . %s 2>/dev/null\n", e.findExpr())
+		fmt.Fprintf(&post, "find . %s 2>/dev/null\n", findExpr(e))
 	}
 	if post.Len() > 0 {
 		out, err := s.script(ctx, op, "cd "+shq(s.root)+" || exit 3\n"+post.String()+"exit 0\n", 10*time.Minute)
@@ -528,7 +448,7 @@ func nulList(rels []string) string {
 
 // walkSource reads the source tree: regular files (hashed, with a cache by
 // stat), symlinks that stay inside the workspace, and overlays.
-func (s *Sandbox) walkSource(ctx context.Context, root string, e *excluder, overlays map[string][]byte) (map[string]*srcFile, int, error) {
+func (s *Sandbox) walkSource(ctx context.Context, root string, e *sandbox.Excluder, overlays map[string][]byte) (map[string]*srcFile, int, error) {
 	want := map[string]*srcFile{}
 	skipped := 0
 	srcDirs := map[string]bool{}
@@ -555,7 +475,7 @@ func (s *Sandbox) walkSource(ctx context.Context, root string, e *excluder, over
 			}
 		}
 		isDir := d.IsDir()
-		if e.match(rel, isDir) {
+		if e.Match(rel, isDir) {
 			if isDir {
 				return filepath.SkipDir
 			}
@@ -604,9 +524,8 @@ func (s *Sandbox) walkSource(ctx context.Context, root string, e *excluder, over
 		return nil, 0, err
 	}
 	// Overlays of files not on disk (new, unsaved buffers).
-	dirs := map[string]bool{}
 	for rel, b := range overlays {
-		if e.excludedPath(rel, dirs) {
+		if e.Excluded(rel) {
 			continue
 		}
 		if srcDirs[rel] || fileAbove(rel, want) {

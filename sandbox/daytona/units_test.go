@@ -105,25 +105,18 @@ func TestRelPath(t *testing.T) {
 	}
 }
 
-func TestExcluderPrune(t *testing.T) {
-	e, err := newExcluder([]string{"*.log", "node_modules/", "/build", "# comment", "dist"}, false)
+func TestFindExpr(t *testing.T) {
+	e, err := sandbox.NewExcluder([]string{"*.log", "node_modules/", "/build", "# comment", "dist"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"-name .git", `\( -name 'node_modules' -type d \)`, "-path './build'", "-name 'dist'"}
-	if !slices.Equal(e.prune, want) {
-		t.Errorf("prune %q; want %q", e.prune, want)
+	want := `\( -path './.git' -o -name '*.log' -o -type d -name 'node_modules' -o -path './build' -o -name 'dist' \) -prune -o \( -type f -o -type l \) `
+	if got := findExpr(e); !strings.HasPrefix(got, want) {
+		t.Errorf("findExpr = %q; want prefix %q", got, want)
 	}
-	e, _ = newExcluder([]string{"node_modules", "!node_modules/keep"}, true)
-	if len(e.prune) != 0 {
-		t.Errorf("with a negation nothing may be pruned: %q", e.prune)
-	}
-	dirs := map[string]bool{}
-	for p, want := range map[string]bool{"a.log": true, "x/node_modules/y.js": true, "build/o": true, "keep/build/o": false, "main.go": false} {
-		e, _ := newExcluder([]string{"*.log", "node_modules/", "/build"}, false)
-		if got := e.excludedPath(p, dirs); got != want {
-			t.Errorf("excludedPath(%q) = %v", p, got)
-		}
+	e, _ = sandbox.NewExcluder([]string{"node_modules", "!node_modules/keep"}, true)
+	if got := findExpr(e); !strings.HasPrefix(got, `\( -type f`) {
+		t.Errorf("with a negation nothing may be pruned: %q", got)
 	}
 }
 

@@ -13,35 +13,6 @@ import (
 	"github.com/opencode-lsp/opencode-lsp/sandbox/e2b/fakee2b"
 )
 
-func TestExcluder(t *testing.T) {
-	ex := newExcluder([]string{"# comment", "*.log", "!keep.log", "node_modules/", "/build", "docs/**/*.tmp", "a/b", `\#hash`}, false)
-	for path, want := range map[string]bool{
-		"x.log": true, "sub/x.log": true, "keep.log": false, "sub/keep.log": false,
-		"node_modules/x/y.js": true, "src/node_modules/z.js": true,
-		"build/out": true, "keep/build/out": false,
-		"docs/x.tmp": true, "docs/a/b/x.tmp": true, "x.tmp": false,
-		"a/b": true, "a/b/c": true, "x/a/b": false,
-		"#hash": true, ".git/HEAD": true, ".gitignore": false, "main.go": false,
-	} {
-		if got := ex.excludedPath(path); got != want {
-			t.Errorf("excludedPath(%q) = %v; want %v", path, got, want)
-		}
-	}
-	if ex.excluded("node_modules", false) {
-		t.Error("a file named node_modules matched a directory-only pattern")
-	}
-	if got := strings.Join(ex.findPrune(), " "); got != "( -path ./.git ) -prune -o" {
-		t.Errorf("with a negation only .git is pruned remotely: %q", got)
-	}
-	ex = newExcluder([]string{"*.log", "node_modules/", "/build", "a/*/c"}, true)
-	if got := strings.Join(ex.findPrune(), " "); got != "( -name *.log -o -type d -name node_modules -o -path ./build ) -prune -o" {
-		t.Errorf("findPrune = %q", got)
-	}
-	if newExcluder(nil, true).findPrune() != nil {
-		t.Error("nothing to prune gave predicates")
-	}
-}
-
 func TestParseManifest(t *testing.T) {
 	const h1 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 	const h2 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

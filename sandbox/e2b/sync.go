@@ -34,7 +34,7 @@ type syncState struct {
 	// mode.
 	cache map[string]localFile
 	// ex is the exclude matcher of the last sync (Manifest applies it).
-	ex *excluder
+	ex *sandbox.Excluder
 }
 
 type localFile struct {
@@ -71,7 +71,10 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	if err := s.touch(ctx, time.Minute); err != nil {
 		return nil, sandbox.SyncStats{}, s.errorf(op, err)
 	}
-	ex := newExcluder(src.Excludes, src.IncludeGit)
+	ex, err := sandbox.NewExcluder(src.Excludes, src.IncludeGit)
+	if err != nil {
+		return sandbox.Manifest{}, sandbox.SyncStats{}, s.errorf(op, err)
+	}
 	next, contents, skipped, err := s.scan(src, ex)
 	if err != nil {
 		return nil, sandbox.SyncStats{}, fmt.Errorf("e2b: %s in sandbox %s: %w", op, s.id, err)
@@ -163,7 +166,7 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 
 // scan lists the source's regular files (excludes applied, overlays
 // winning) with their hashes; contents holds the overlays' bytes.
-func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[string][]byte, int, error) {
+func (s *Sandbox) scan(src sandbox.Source, ex *sandbox.Excluder) (sandbox.Manifest, map[string][]byte, int, error) {
 	out := sandbox.Manifest{}
 	skipped := 0
 	cache := s.state.cache
@@ -180,12 +183,12 @@ func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[
 		}
 		rel := filepath.ToSlash(p[len(src.Root)+1:])
 		if d.IsDir() {
-			if ex.excluded(rel, true) {
+			if ex.Match(rel, true) {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if ex.excluded(rel, false) {
+		if ex.Match(rel, false) {
 			return nil
 		}
 		if !d.Type().IsRegular() {
@@ -222,7 +225,7 @@ func (s *Sandbox) scan(src sandbox.Source, ex *excluder) (sandbox.Manifest, map[
 		if err != nil || rel == "." {
 			return nil, nil, 0, fmt.Errorf("overlay %q: %w", name, sandbox.ErrPathEscape)
 		}
-		if ex.excludedPath(rel) {
+		if ex.Excluded(rel) {
 			continue
 		}
 		mode := fs.FileMode(0o644)
@@ -368,7 +371,7 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 	ex := s.state.ex
 	s.mu.Unlock()
 	if ex == nil {
-		ex = newExcluder(nil, false)
+		ex, _ = sandbox.NewExcluder(nil, false)
 	}
 	m, err := s.remoteManifest(ctx, ex)
 	if err != nil {
@@ -386,8 +389,8 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 
 // remoteManifest lists the working copy's regular files with their hashes
 // by one helper process, ex applied.
-func (s *Sandbox) remoteManifest(ctx context.Context, ex *excluder) (sandbox.Manifest, error) {
-	argv := append([]string{"/bin/sh", "-c", manifestScript, "manifest", s.root}, ex.findPrune()...)
+func (s *Sandbox) remoteManifest(ctx context.Context, ex *sandbox.Excluder) (sandbox.Manifest, error) {
+	argv := append([]string{"/bin/sh", "-c", manifestScript, "manifest", s.root}, ex.FindPrune(nil)...)
 	res, err := s.run(ctx, "", argv, manifestLimit)
 	if err == nil && res.code != 0 {
 		err = fmt.Errorf("listing files failed (exit %d): %s", res.code, bytes.TrimSpace(res.stderr))
@@ -400,7 +403,7 @@ func (s *Sandbox) remoteManifest(ctx context.Context, ex *excluder) (sandbox.Man
 		return nil, err
 	}
 	for p := range m {
-		if ex.excludedPath(p) {
+		if ex.Excluded(p) {
 			delete(m, p)
 		}
 	}

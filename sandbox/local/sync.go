@@ -21,37 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
 )
-
-// excluder matches gitignore-style patterns against slash paths.
-type excluder struct {
-	m gitignore.Matcher
-}
-
-func newExcluder(patterns []string, includeGit bool) (*excluder, error) {
-	var ps []gitignore.Pattern
-	if !includeGit {
-		ps = append(ps, gitignore.ParsePattern(".git", nil))
-	}
-	for _, p := range patterns {
-		if strings.IndexByte(p, 0) >= 0 {
-			return nil, fmt.Errorf("exclude pattern %q contains NUL", p)
-		}
-		t := strings.TrimRight(p, " \t\r\n")
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		ps = append(ps, gitignore.ParsePattern(t, nil))
-	}
-	return &excluder{gitignore.NewMatcher(ps)}, nil
-}
-
-func (e *excluder) match(rel string, isDir bool) bool {
-	return e.m.Match(strings.Split(rel, "/"), isDir)
-}
 
 // copyBufs holds the buffers of file copies.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
@@ -82,7 +54,7 @@ type syncRun struct {
 	s       *Sandbox
 	ctx     context.Context
 	src     sandbox.Source
-	ex      *excluder
+	ex      *sandbox.Excluder
 	old     map[string]*fileRec // read-only while workers run
 	srcDirs map[string]bool
 	items   []syncItem
@@ -123,7 +95,7 @@ func (s *Sandbox) Sync(ctx context.Context, src sandbox.Source) (sandbox.Manifes
 	if within(s.root, root) || within(root, s.root) {
 		return nil, sandbox.SyncStats{}, s.errorf("sync", fmt.Errorf("source root %q overlaps the working copy", src.Root))
 	}
-	ex, err := newExcluder(src.Excludes, src.IncludeGit)
+	ex, err := sandbox.NewExcluder(src.Excludes, src.IncludeGit)
 	if err != nil {
 		return nil, sandbox.SyncStats{}, s.errorf("sync", err)
 	}
@@ -209,7 +181,7 @@ func (r *syncRun) walk(overlays map[string][]byte) error {
 			}
 		}
 		isDir := d.IsDir()
-		if r.ex.match(rel, isDir) {
+		if r.ex.Match(rel, isDir) {
 			if isDir {
 				return filepath.SkipDir
 			}
@@ -245,7 +217,7 @@ func (r *syncRun) walk(overlays map[string][]byte) error {
 	}
 	sort.Strings(rels)
 	for _, rel := range rels {
-		if r.ex.match(rel, false) || r.excludedParent(rel) {
+		if r.ex.Excluded(rel) {
 			continue
 		}
 		if r.srcDirs[rel] || fileAbove(nonDirs, rel) {
@@ -346,15 +318,6 @@ func fileAbove(nonDirs map[string]bool, rel string) bool {
 	return false
 }
 
-// excludedParent reports whether a directory above rel is excluded.
-func (r *syncRun) excludedParent(rel string) bool {
-	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
-		if r.ex.match(d, true) {
-			return true
-		}
-	}
-	return false
-}
 
 // wcUnchanged reports whether the working copy still holds what rec says
 // the last sync wrote. It only reads metadata, so a plain lstat is safe even
@@ -645,7 +608,7 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 	defer s.wg.Done()
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
-	ex, err := newExcluder(s.st.Excludes, s.st.IncludeGit)
+	ex, err := sandbox.NewExcluder(s.st.Excludes, s.st.IncludeGit)
 	if err != nil {
 		return nil, s.errorf("manifest", err)
 	}
@@ -668,7 +631,7 @@ func (s *Sandbox) Manifest(ctx context.Context) (sandbox.Manifest, error) {
 			}
 		}
 		rel := filepath.ToSlash(p[len(s.root)+1:])
-		if ex.match(rel, d.IsDir()) {
+		if ex.Match(rel, d.IsDir()) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}

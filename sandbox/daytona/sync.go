@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
 )
 

@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
 )
 
@@ -317,7 +316,6 @@ func fileAbove(nonDirs map[string]bool, rel string) bool {
 	}
 	return false
 }
-
 
 // wcUnchanged reports whether the working copy still holds what rec says
 // the last sync wrote. It only reads metadata, so a plain lstat is safe even

@@ -11,6 +11,7 @@ import (
 
 	"go.lsp.dev/protocol"
 
+	"github.com/opencode-lsp/opencode-lsp/lsp/outputdiag"
 	"github.com/opencode-lsp/opencode-lsp/lsp/protocolx"
 )
 
@@ -243,39 +244,10 @@ func joinNonEmpty(sep string, parts ...string) string {
 	return strings.Join(out, sep)
 }
 
-// stripANSI removes ANSI escape sequences (colours, cursor moves).
+// stripANSI removes terminal escape sequences (colours, cursor moves).
 func stripANSI(s string) string {
 	if !strings.Contains(s, "\x1b") {
 		return s
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != 0x1b {
-			b.WriteByte(s[i])
-			continue
-		}
-		// ESC [ ... final byte in @-~
-		if i+1 < len(s) && s[i+1] == '[' {
-			j := i + 2
-			for j < len(s) && (s[j] < '@' || s[j] > '~') {
-				j++
-			}
-			i = j
-			continue
-		}
-		// ESC ] ... BEL or ESC \ (OSC)
-		if i+1 < len(s) && s[i+1] == ']' {
-			j := i + 2
-			for j < len(s) && s[j] != 0x07 && !(s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\') {
-				j++
-			}
-			if j < len(s) && s[j] == 0x1b {
-				j++
-			}
-			i = j
-			continue
-		}
-		i++ // two-byte escape
-	}
-	return b.String()
+	return string(outputdiag.StripANSI([]byte(s)))
 }

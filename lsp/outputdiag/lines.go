@@ -105,7 +105,7 @@ func (lr *lineReader) splitCR(line []byte) []byte {
 // most max bytes, reporting whether it cut. It works in place when it can.
 func clean(line []byte, max int) ([]byte, bool) {
 	if bytes.IndexByte(line, 0x1b) >= 0 {
-		line = stripANSI(line)
+		line = StripANSI(line)
 	}
 	if !utf8.Valid(line) {
 		line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
@@ -120,11 +120,12 @@ func clean(line []byte, max int) ([]byte, bool) {
 	return line, false
 }
 
-// stripANSI removes ECMA-48 escape sequences in place: CSI (ESC [ … final
+// StripANSI removes ECMA-48 escape sequences in place (it reuses line's
+// memory and returns the shortened slice): CSI (ESC [ … final
 // byte 0x40–0x7E), OSC/DCS/APC/PM/SOS strings (ESC ] … terminated by BEL or
 // ESC \), and other escapes (ESC, intermediate bytes 0x20–0x2F, one final
 // byte). A sequence cut off at the end of the line is dropped.
-func stripANSI(line []byte) []byte {
+func StripANSI(line []byte) []byte {
 	out := line[:0]
 	for i := 0; i < len(line); {
 		c := line[i]

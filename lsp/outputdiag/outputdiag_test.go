@@ -164,8 +164,8 @@ func TestStripANSI(t *testing.T) {
 		"cut\x1b[":                              "cut",
 		"esc at end\x1b":                        "esc at end",
 	} {
-		if got := string(stripANSI([]byte(in))); got != want {
-			t.Errorf("stripANSI(%q) = %q, want %q", in, got, want)
+		if got := string(StripANSI([]byte(in))); got != want {
+			t.Errorf("StripANSI(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -77,9 +77,13 @@ func (s *Server) codeAction(ctx context.Context, params json.RawMessage) (any, e
 			[]protocol.Diagnostic{d}})
 	}
 
+	// An automatic request (the cursor moved) with no selection gets only
+	// the quickfixes, so that editors do not show a lightbulb on every line;
+	// with a selection, or when the user asks, every action is offered.
+	automaticAtCursor := p.Context.TriggerKind == 2 && sel == nil
 	var out []any
 	for _, a := range actions {
-		if !kindAllowed(a.kind, p.Context.Only) {
+		if !kindAllowed(a.kind, p.Context.Only) || (automaticAtCursor && a.kind != string(protocol.QuickFix)) {
 			continue
 		}
 		if !s.caps.CodeActionLiterals {

@@ -306,3 +306,36 @@ func TestPanicIsAnsweredAndServerKeepsServing(t *testing.T) {
 		t.Fatalf("server stopped serving after a panic: %v", err)
 	}
 }
+
+// Automatic requests at the cursor (triggerKind 2, empty range) get only
+// quickfixes: no lightbulb on every line.
+func TestAutomaticCodeActionsAtCursor(t *testing.T) {
+	ctx := ctxT(t)
+	e := lsptest.New(t, lsptest.Options{})
+	e.Initialize(ctx)
+	uri := e.Open(ctx, "a.go", "go", "package a\n\nvar x = 1\n")
+	at := protocol.Range{Start: protocol.Position{Line: 2, Character: 4}, End: protocol.Position{Line: 2, Character: 4}}
+	d := protocol.Diagnostic{Range: at, Message: "unused", Source: "opencode"}
+	var got []protocol.CodeAction
+	call := func(rng protocol.Range, diags []protocol.Diagnostic, trigger int) []protocol.CodeAction {
+		got = nil
+		if err := e.Call(ctx, "textDocument/codeAction", map[string]any{"textDocument": map[string]any{"uri": uri}, "range": rng,
+			"context": map[string]any{"diagnostics": diags, "triggerKind": trigger}}, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if n := len(call(at, nil, 2)); n != 0 {
+		t.Fatalf("automatic at the cursor without diagnostics: %d actions, want 0", n)
+	}
+	if acts := call(at, []protocol.Diagnostic{d}, 2); len(acts) != 1 || acts[0].Kind != protocol.QuickFix {
+		t.Fatalf("automatic at a diagnostic: %+v", acts)
+	}
+	sel := protocol.Range{Start: protocol.Position{Line: 2}, End: protocol.Position{Line: 2, Character: 9}}
+	if n := len(call(sel, nil, 2)); n != 4 {
+		t.Fatalf("automatic with a selection: %d actions, want 4", n)
+	}
+	if n := len(call(at, nil, 1)); n != 4 {
+		t.Fatalf("invoked at the cursor: %d actions, want 4", n)
+	}
+}

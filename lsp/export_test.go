@@ -88,3 +88,10 @@ func (s *Server) ApplyHarvest(ctx context.Context, root string, changes []change
 	out, err := s.applyChanges(ctx, "OpenCode: bench", fcs, true)
 	return out.Applied, out.Reason, len(conflicts), err
 }
+
+// ReportOutput writes p to a run's progress line writer.
+func (s *Server) ReportOutput(ctx context.Context, p []byte) {
+	wd := s.progress.start(ctx, "Output", "", nil, nil)
+	_, _ = wd.Writer().Write(p)
+	wd.End("done")
+}

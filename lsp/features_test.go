@@ -2,6 +2,7 @@ package lsp_test
 
 import (
 	"os"
+	"runtime"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -317,5 +318,25 @@ func TestApplyEditNeverOverwritesAFileThatAppeared(t *testing.T) {
 	}
 	if e.ReadFile("new.txt") != "the user's own file\n" || e.ReadFile("other.txt") != "1\n" {
 		t.Fatalf("a refused edit changed files: new=%q other=%q", e.ReadFile("new.txt"), e.ReadFile("other.txt"))
+	}
+}
+
+// A command's output delivered in one big write (the kept tail of a capped
+// output arrives that way) is reported in linear time: the bytes allocated
+// stay proportional to the output (copying the rest of the buffer for every
+// line made 1 MB cost gigabytes).
+func TestProgressWriterLinearInOutputSize(t *testing.T) {
+	ctx := ctxT(t)
+	e := lsptest.New(t, lsptest.Options{})
+	e.Initialize(ctx)
+	s := serverOf(t, ctx, e)
+	line := strings.Repeat("x", 63) + "\n"
+	big := []byte(strings.Repeat(line, (1<<20)/len(line)))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s.ReportOutput(ctx, big)
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("reporting 1 MB of output allocated %d MB", grew>>20)
 	}
 }

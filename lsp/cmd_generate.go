@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"go.lsp.dev/protocol"
 
@@ -113,12 +112,9 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 	// Snapshot: the unsaved buffers (and their versions) the agent sees.
 	overlays, versions := s.overlays(root)
 	wd.Report("syncing the workspace")
-	if _, _, err := sb.Sync(ctx, sandbox.Source{Root: root, Overlays: overlays, Excludes: st.Sync.Excludes, IncludeGit: true}); err != nil {
-		return res, fmt.Errorf("syncing the workspace into the %s sandbox: %w", providerName, err)
-	}
-	snapshot, err := sb.Manifest(ctx)
+	wc, err := s.prepareWorkingCopy(ctx, sb, sandbox.Source{Root: root, Overlays: overlays, Excludes: st.Sync.Excludes, IncludeGit: true}, st.Sync.Excludes)
 	if err != nil {
-		return res, fmt.Errorf("listing the %s sandbox: %w", providerName, err)
+		return res, fmt.Errorf("%s sandbox: %w", providerName, err)
 	}
 
 	wd.Report("starting OpenCode")
@@ -151,9 +147,13 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 	}
 
 	wd.Report("collecting the changes")
-	changes, refused, err := changeset.Harvest(ctx, sb, snapshot, changeset.Limits{MaxFileSize: st.Generate.MaxFileBytes, Ignore: opencode.NoisePaths})
+	changes, refused, err := changeset.Harvest(ctx, sb, wc.Snapshot, changeset.Limits{MaxFileSize: st.Generate.MaxFileBytes, Ignore: opencode.NoisePaths})
 	if err != nil {
 		return res, fmt.Errorf("collecting the agent's changes: %w", err)
+	}
+	changes, ignored := dropIgnored(changes, wc.Ignored)
+	if len(ignored) > 0 {
+		refused = append(refused, changeset.Refusal{Reason: fmt.Sprintf("%d files git ignores (build outputs, dependencies such as %s) left out", len(ignored), ignored[0])})
 	}
 	if unseen, unreported := changeset.CrossCheck(changes, refused, out.ToolFiles); len(unseen)+len(unreported) > 0 {
 		s.log.Info("Harvest and tool reports differ", "run", r.ID, "toolOnly", unseen, "diffOnly", unreported)
@@ -196,10 +196,6 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 			}
 		}
 		if !res.Applied {
-			// The working copy must mirror the workspace for the next run:
-			// files the agent created stay out of it until they are applied
-			// (changed and deleted ones are restored by the next sync).
-			s.forgetCreated(ctx, sb, fcs)
 			s.runs.keepChanges(r.ID, &pendingChanges{Label: label, Changes: fcs})
 			notes = append(notes, fmt.Sprintf("the changes are kept: run opencode.apply {\"runId\": %q} to apply them", r.ID))
 			if apply {
@@ -246,23 +242,18 @@ func (s *Server) toFileChanges(root string, changes []changeset.Change, overlays
 	return out, refused
 }
 
-// forgetCreated removes from the sandbox's working copy the files a change
-// set creates, so that a later harvest reports them again instead of taking
-// them for part of the workspace.
-func (s *Server) forgetCreated(ctx context.Context, sb sandbox.Sandbox, changes []fileChange) {
-	args := []string{"rm", "-f", "--"}
+// dropIgnored splits off the changes to files git ignores in the workspace
+// (an `npm install` the agent ran fills node_modules/): they stay in the
+// sandbox and are not brought into the editor.
+func dropIgnored(changes []changeset.Change, ignored *sandbox.Excluder) (kept []changeset.Change, dropped []string) {
 	for _, c := range changes {
-		if c.Action == actionCreated {
-			args = append(args, c.Rel)
+		if ignored.Excluded(c.Path) {
+			dropped = append(dropped, c.Path)
+			continue
 		}
+		kept = append(kept, c)
 	}
-	if len(args) == 3 {
-		return
-	}
-	st, err := sb.Exec(context.WithoutCancel(ctx), sandbox.Cmd{Args: args, Timeout: time.Minute})
-	if err != nil || st.Code != 0 {
-		s.log.Warn("Removing unapplied files from the working copy failed", "err", err, "exit", st.Code)
-	}
+	return kept, dropped
 }
 
 // publishCommandDiagnostics parses the output the agent's commands printed

@@ -92,11 +92,11 @@ func (s *Server) runInSandbox(ctx context.Context, r *run, wd *workDone, spec ru
 
 	wd.Report("syncing the workspace")
 	overlays, _ := s.overlays(spec.root)
-	if _, stats, err := sb.Sync(ctx, sandbox.Source{Root: spec.root, Overlays: overlays, Excludes: spec.excludes}); err != nil {
-		return res, fmt.Errorf("syncing the workspace into the %s sandbox: %w", spec.provider, err)
-	} else {
-		s.log.Info("Synced workspace", "run", r.ID, "files", stats.Files, "written", stats.Written, "removed", stats.Removed, "elapsed", stats.Elapsed)
+	wc, err := s.prepareWorkingCopy(ctx, sb, sandbox.Source{Root: spec.root, Overlays: overlays, Excludes: spec.excludes}, spec.excludes)
+	if err != nil {
+		return res, fmt.Errorf("%s sandbox: %w", spec.provider, err)
 	}
+	s.log.Info("Synced workspace", "run", r.ID, "files", wc.Stats.Files, "written", wc.Stats.Written, "removed", wc.Stats.Removed, "elapsed", wc.Stats.Elapsed)
 
 	// A detected check may depend on a tool (pytest): ask the sandbox.
 	spec.command = spec.check.Command

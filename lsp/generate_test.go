@@ -304,3 +304,39 @@ func TestGenerateUnappliedCreationIsReportedAgain(t *testing.T) {
 		}
 	}
 }
+
+// The agent's changes to what git ignores (an npm install's node_modules)
+// stay in the sandbox; a file the user deleted since an earlier run is gone
+// from the working copy too.
+func TestGenerateLeavesIgnoredFilesAndMirrorsDeletions(t *testing.T) {
+	ctx := ctxT(t)
+	e, _ := generateEditor(t, &fakeopenrouter.Script{
+		Steps: []fakeopenrouter.Step{step("bash", map[string]any{
+			"command":     "mkdir -p node_modules/dep && echo x > node_modules/dep/index.js && echo app > app.js",
+			"description": "install"})},
+		FinalText: "Installed.",
+	}, nil, nil)
+	e.Initialize(ctx)
+	e.WriteFile(".gitignore", "node_modules/\n")
+	var res command.GenerateResult
+	if err := e.Execute(ctx, command.Generate, command.GenerateArgs{Prompt: "set up the app"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "app.js" || !strings.Contains(res.Message, "git ignores") {
+		t.Fatalf("result: %+v", res)
+	}
+	if e.ReadFile("node_modules/dep/index.js") != "" {
+		t.Fatal("an ignored dependency reached the workspace")
+	}
+	// The user deletes the applied file; a run no longer sees it.
+	if err := os.Remove(filepath.Join(e.Root, "app.js")); err != nil {
+		t.Fatal(err)
+	}
+	var run command.RunResult
+	if err := e.Execute(ctx, command.Run, command.RunArgs{Command: "ls"}, &run); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(run.OutputTail, "app.js") || !strings.Contains(run.OutputTail, "node_modules") {
+		t.Fatalf("working copy after the user deleted app.js: %q", run.OutputTail)
+	}
+}

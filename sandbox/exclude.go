@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 )
 
@@ -155,4 +156,26 @@ func (e *Excluder) FindPrune(quote func(string) string) []string {
 		}
 	}
 	return append(out, closeP, "-prune", "-o")
+}
+
+// GitIgnores returns an Excluder for what git ignores in the workspace at
+// root — .git/info/exclude and every .gitignore, each applying to its own
+// directory as git applies them (go-git's reader) — plus the extra
+// patterns (settings) and .git itself. Build outputs and dependency trees
+// (node_modules/, target/) are what it usually matches.
+func GitIgnores(root string, extra []string) (*Excluder, error) {
+	ps, err := gitignore.ReadPatterns(osfs.New(root), nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the workspace's .gitignore files: %w", err)
+	}
+	ps = append([]gitignore.Pattern{gitignore.ParsePattern(".git", nil)}, ps...)
+	for _, p := range extra {
+		if strings.IndexByte(p, 0) >= 0 {
+			return nil, fmt.Errorf("exclude pattern %q contains NUL", p)
+		}
+		if t := strings.TrimRight(p, " \t\r\n"); t != "" && !strings.HasPrefix(t, "#") {
+			ps = append(ps, gitignore.ParsePattern(t, nil))
+		}
+	}
+	return &Excluder{m: gitignore.NewMatcher(ps), dirs: map[string]bool{}}, nil
 }

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,5 +46,33 @@ func TestExcluder(t *testing.T) {
 	}
 	if _, err := NewExcluder([]string{"a\x00b"}, false); err == nil {
 		t.Error("a NUL in a pattern was accepted")
+	}
+}
+
+func TestGitIgnores(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel, text string) {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".gitignore", "node_modules/\n/dist\n*.log\n")
+	write("web/.gitignore", "cache/\n!keep.log\n")
+	ex, err := GitIgnores(root, []string{"secrets.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{
+		"node_modules/x/index.js": true, "web/node_modules/y.js": true, "dist/app.js": true, "web/dist/app.js": false,
+		"a.log": true, "web/keep.log": false, "web/cache/c": true, "cache/c": false,
+		"secrets.txt": true, ".git/HEAD": true, "main.go": false,
+	} {
+		if got := ex.Excluded(path); got != want {
+			t.Errorf("Excluded(%q) = %v, want %v", path, got, want)
+		}
 	}
 }

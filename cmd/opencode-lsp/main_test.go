@@ -303,13 +303,22 @@ func TestListenServesSeveralEditors(t *testing.T) {
 				}
 				conns = append(conns, c)
 			}
-			for i, conn := range conns {
+			// Both editors work on the same folder at the same time.
+			root := t.TempDir()
+			var wires []*wire
+			for _, conn := range conns {
 				c := &wire{t: t, w: conn, r: bufio.NewReader(conn)}
-				c.initialize(t.TempDir())
-				resp := c.call("workspace/executeCommand", map[string]any{"command": "opencode.status", "arguments": []any{map[string]any{}}})
+				c.initialize(root)
+				wires = append(wires, c)
+			}
+			for i, c := range wires {
+				resp := c.call("workspace/executeCommand", map[string]any{"command": "opencode.run", "arguments": []any{map[string]any{"command": "echo ok"}}})
 				if resp["result"] == nil {
-					t.Fatalf("session %d: status: %v", i, resp)
+					t.Fatalf("session %d: run: %s", i, resp["error"])
 				}
+			}
+			for i, c := range wires {
+				conn := conns[i]
 				c.call("shutdown", nil)
 				c.send(map[string]any{"method": "exit"})
 				conn.Close()

@@ -241,22 +241,44 @@ func (p *Provider) Open(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox
 	if spec.WorkspaceRoot != "" && !filepath.IsAbs(spec.WorkspaceRoot) {
 		return nil, fmt.Errorf("local sandbox: open: workspace root %q is not absolute", spec.WorkspaceRoot)
 	}
-	id := sandboxID(spec.Key)
+	base := sandboxID(spec.Key)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s := p.open[id]; s != nil {
-		if s.reuse(spec) {
-			return s, nil
+	// Another daemon (or another session of a --listen daemon, which has its
+	// own provider) may hold the workspace's working copy: then use a second
+	// one rather than fail, so several editors can work on one folder.
+	var err error
+	for i := 1; i <= maxCopies; i++ {
+		id := base
+		if i > 1 {
+			id = fmt.Sprintf("%s-%d", base, i)
 		}
-		delete(p.open, id)
+		if s := p.open[id]; s != nil {
+			if s.reuse(spec) {
+				return s, nil
+			}
+			delete(p.open, id)
+		}
+		var s *Sandbox
+		s, err = openSandbox(p, id, spec)
+		if errors.Is(err, errInUse) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.open[id] = s
+		return s, nil
 	}
-	s, err := openSandbox(p, id, spec)
-	if err != nil {
-		return nil, err
-	}
-	p.open[id] = s
-	return s, nil
+	return nil, err
 }
+
+// maxCopies bounds the working copies of one workspace (one per daemon
+// using it at the same time).
+const maxCopies = 4
+
+// errInUse: another process holds a sandbox directory's lock.
+var errInUse = errors.New("sandbox is in use by another process")
 
 // Remove deletes the sandbox directory of key (working copy, caches, state).
 // The sandbox must not be open.
@@ -542,7 +564,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errors.New("sandbox is in use by another process")
+			return nil, errInUse
 		}
 		return nil, err
 	}

@@ -118,7 +118,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if g.listen != "" {
 		if err := listen(ctx, g.listen, opts, logger); err != nil {
-			logger.Error("Listener failed", "err", err)
+			if g.logFile != "" {
+				logger.Error("Listener failed", "err", err)
+			}
 			fmt.Fprintf(stderr, "opencode-lsp: %v\n", err)
 			return 1
 		}
@@ -158,12 +160,31 @@ func listen(ctx context.Context, addr string, opts lsp.Options, logger *slog.Log
 	if !ok || (network != "tcp" && network != "unix") || address == "" {
 		return fmt.Errorf("--listen %q: want tcp:HOST:PORT or unix:PATH", addr)
 	}
+	// Whoever connects can run commands and spend the configured keys: only
+	// this user (a unix socket made 0600) or this machine (loopback TCP).
+	if network == "tcp" {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return fmt.Errorf("--listen %q: %w", addr, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("--listen %q: only a loopback address (127.0.0.1, ::1, localhost) is allowed, since every client may run commands; use unix:PATH to allow only your user", addr)
+		}
+	}
 	if network == "unix" {
 		_ = os.Remove(address) // a stale socket from a crash
 	}
+	old := syscall.Umask(0o077)
 	ln, err := net.Listen(network, address)
+	syscall.Umask(old)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
+	}
+	if network == "unix" {
+		if err := os.Chmod(address, 0o600); err != nil {
+			ln.Close()
+			return fmt.Errorf("--listen: %w", err)
+		}
 	}
 	logger.Info("Listening", "network", network, "address", ln.Addr().String(), "version", version)
 	go func() {

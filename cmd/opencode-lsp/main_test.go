@@ -376,3 +376,29 @@ func TestRunCLIOnTheExampleProject(t *testing.T) {
 		t.Fatalf("--json: %s (%v)", out, err)
 	}
 }
+
+// --listen serves only this machine (loopback) or this user (a 0600 unix
+// socket): every client may run commands.
+func TestListenIsLocalOnly(t *testing.T) {
+	out, err := exec.Command(binary, "--listen", "tcp:0.0.0.0:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "only a loopback address") {
+		t.Fatalf("non-loopback listen: %v %s", err, out)
+	}
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	d := startDaemon(t, nil, "--listen", "unix:"+sock)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st, err := os.Stat(sock); err == nil {
+			if st.Mode().Perm() != 0o600 {
+				t.Fatalf("socket mode %v, want 0600", st.Mode().Perm())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no socket; stderr:\n%s", d.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	d.wait(t)
+}

@@ -157,7 +157,10 @@ func (s *Server) applyChanges(ctx context.Context, label string, changes []fileC
 			edit.ChangeAnnotations = nil
 		}
 		var res protocolx.ApplyWorkspaceEditResult
-		err := s.call(ctx, "workspace/applyEdit", protocolx.ApplyWorkspaceEditParams{Label: label, Edit: edit}, &res, applyTimeout)
+		// Once sent, the edit's outcome must be known whatever happens to
+		// the run: a cancel must not leave an edit the editor may still
+		// apply while we report it as not applied.
+		err := s.call(context.WithoutCancel(ctx), "workspace/applyEdit", protocolx.ApplyWorkspaceEditParams{Label: label, Edit: edit}, &res, applyTimeout)
 		if err != nil {
 			return applyOutcome{}, fmt.Errorf("workspace/applyEdit: %w", err)
 		}

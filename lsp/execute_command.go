@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"go.lsp.dev/jsonrpc2"
 
@@ -52,6 +53,13 @@ func (s *Server) executeCommand(ctx context.Context, params json.RawMessage) (an
 		known := s.commandNames()
 		sort.Strings(known)
 		return nil, rpcError(jsonrpc2.InvalidParams, "unknown command %q (known: %v)", p.Command, known)
+	}
+	// Commands sent right after initialized wait (briefly) for the
+	// editor's settings.
+	select {
+	case <-s.configReady:
+	case <-time.After(3 * time.Second):
+	case <-ctx.Done():
 	}
 	res, err := h(s, ctx, &p)
 	var ae *command.ArgError

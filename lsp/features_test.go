@@ -340,3 +340,15 @@ func TestProgressWriterLinearInOutputSize(t *testing.T) {
 		t.Fatalf("reporting 1 MB of output allocated %d MB", grew>>20)
 	}
 }
+
+// A command sent right after initialized runs with the editor's settings
+// (workspace/configuration), not the defaults.
+func TestCommandsWaitForTheEditorsSettings(t *testing.T) {
+	ctx := ctxT(t)
+	e := lsptest.New(t, lsptest.Options{Configuration: map[string]any{"run": map[string]any{"timeoutSec": 41}}})
+	e.Initialize(ctx)
+	s := serverOf(t, ctx, e) // an executeCommand: it waited for the settings
+	if got := s.CurrentSettings().Run.TimeoutSec; got != 41 {
+		t.Fatalf("run.timeoutSec = %d when the first command ran, want 41", got)
+	}
+}

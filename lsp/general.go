@@ -137,7 +137,12 @@ func (s *Server) initialized(ctx context.Context, _ json.RawMessage) (any, error
 	s.state.CompareAndSwap(int32(stateInitializing), int32(stateInitialized))
 	s.sandboxes.startup(s.ctx) // kill orphan cloud sandboxes, in the background
 	if s.caps.Configuration {
-		go s.pullConfiguration(s.ctx)
+		go func() {
+			s.pullConfiguration(s.ctx)
+			s.configOnce.Do(func() { close(s.configReady) })
+		}()
+	} else {
+		s.configOnce.Do(func() { close(s.configReady) })
 	}
 	return nil, nil
 }

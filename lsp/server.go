@@ -96,6 +96,12 @@ type Server struct {
 	rootsMu sync.RWMutex
 	roots   []string
 
+	// configReady is closed once the settings the client holds are known
+	// (its first workspace/configuration answer, or at once when it has
+	// none), so that commands sent right after initialized use them.
+	configReady chan struct{}
+	configOnce  sync.Once
+
 	// settingsMu guards settings (replaced wholesale on every change).
 	settingsMu sync.RWMutex
 	settings   Settings
@@ -135,16 +141,17 @@ func newServer(opts Options) *Server {
 		base = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:     opts,
-		redactor: opts.Redactor,
-		log:      slog.New(opts.Redactor.Handler(base.Handler())),
-		getenv:   opts.Getenv,
-		exited:   make(chan struct{}),
-		inflight: map[string]context.CancelFunc{},
-		encoding: position.UTF16,
-		settings: DefaultSettings(),
-		runs:     newRunRegistry(),
-		threads:  newThreadStore(),
+		opts:        opts,
+		redactor:    opts.Redactor,
+		log:         slog.New(opts.Redactor.Handler(base.Handler())),
+		getenv:      opts.Getenv,
+		exited:      make(chan struct{}),
+		configReady: make(chan struct{}),
+		inflight:    map[string]context.CancelFunc{},
+		encoding:    position.UTF16,
+		settings:    DefaultSettings(),
+		runs:        newRunRegistry(),
+		threads:     newThreadStore(),
 	}
 	s.exitCode.Store(-1)
 	s.docs.m = map[protocol.DocumentURI]*document{}

@@ -95,7 +95,8 @@ func TestChatStreamsDeltasInOrderWithContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	body2, _ := json.Marshal(fake.ChatRequests()[1])
-	if res2.ThreadID != res.ThreadID || !bytes.Contains(body2, []byte("The function adds two numbers.")) || !bytes.Contains(body2, []byte("What does Add do?")) {
+	if res2.ThreadID != res.ThreadID || !bytes.Contains(body2, []byte("The function adds two numbers.")) || !bytes.Contains(body2, []byte("What does Add do?")) ||
+		!bytes.Contains(body2, []byte("func Add(a, b int) int")) {
 		t.Fatalf("follow-up lacks the thread: %s", body2)
 	}
 	// Progress ran, and the key never leaked (RPC trace on, debug log).

@@ -121,7 +121,8 @@ func (s *Server) chat(ctx context.Context, r *run, wd *workDone, a command.ChatA
 	if err != nil {
 		return command.ChatResult{}, err
 	}
-	s.threads.append(threadID, chat.Turn{Role: "user", Content: a.Prompt}, chat.Turn{Role: "assistant", Content: res.Text})
+	// The thread keeps the question with its code, so follow-ups can refer to it.
+	s.threads.append(threadID, chat.Turn{Role: "user", Content: msgs[len(msgs)-1].Content}, chat.Turn{Role: "assistant", Content: res.Text})
 	out := command.ChatResult{ThreadID: threadID, Text: res.Text, Model: res.Model}
 	if res.Usage != nil {
 		out.Usage = &command.Usage{PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens, Cost: res.Usage.Cost}

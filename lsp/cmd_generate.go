@@ -350,8 +350,7 @@ func (h *generateHandler) Permission(ctx context.Context, req opencode.Permissio
 // codeContextText renders a question's code context as plain text for the
 // agent's prompt.
 func codeContextText(c *chat.Code) string {
-	msgs := chat.Messages("", c, nil, 4000)
-	return strings.TrimSpace(msgs[len(msgs)-1].Content)
+	return strings.TrimSpace(chat.Question("", c, 4000))
 }
 
 func hashHex(b []byte) string {

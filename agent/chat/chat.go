@@ -55,18 +55,34 @@ type Message struct {
 // Messages returns the messages for prompt about code (nil when the
 // question is not about code), after the thread's earlier turns, keeping the
 // code context within budgetTokens (at least 256).
+//
+// Earlier turns keep the code they were asked about (a follow-up refers to
+// it); the oldest turns are left out when the thread grows past twice the
+// budget.
 func Messages(prompt string, code *Code, history []Turn, budgetTokens int) []Message {
+	budget := max(256, budgetTokens) * CharsPerToken
 	out := []Message{{Role: "system", Content: SystemPrompt}}
-	for _, t := range history {
+	keep, size := len(history), 0
+	for keep > 0 && size+len(history[keep-1].Content) <= 2*budget {
+		keep--
+		size += len(history[keep].Content)
+	}
+	for _, t := range history[keep:] {
 		out = append(out, Message{Role: t.Role, Content: t.Content})
 	}
+	return append(out, Message{Role: "user", Content: Question(prompt, code, budgetTokens)})
+}
+
+// Question is the user message for prompt about code: the code context
+// (within budgetTokens) followed by the prompt.
+func Question(prompt string, code *Code, budgetTokens int) string {
 	var b strings.Builder
 	if code != nil {
 		writeContext(&b, code, max(256, budgetTokens)*CharsPerToken)
 		b.WriteString("\n")
 	}
 	b.WriteString(prompt)
-	return append(out, Message{Role: "user", Content: b.String()})
+	return b.String()
 }
 
 func writeContext(b *strings.Builder, c *Code, budget int) {

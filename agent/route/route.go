@@ -3,10 +3,12 @@
 // ("generate"), or to both at once ("both").
 //
 // Explicit prefixes win: "/chat …", "/build …" (or "/generate …") and
-// "/both …". Otherwise a request that contains one of the build keywords as a
-// word (install, deploy, database, api, backend, full-stack, build, create,
-// implement, scaffold, fix, … — configurable) goes to the agent, and
-// everything else to chat.
+// "/both …". Otherwise a question ("Why does the build fail?", "How do I
+// create a map?": it starts with a question word or ends with "?") goes to
+// chat, and a request that contains one of the build keywords as a word
+// (install, deploy, database, api, backend, full-stack, build, create,
+// implement, scaffold, fix, … — configurable) goes to the agent; everything
+// else goes to chat.
 package route
 
 import (
@@ -44,6 +46,9 @@ func Decide(prompt string, keywords []string) Decision {
 		if rest, ok := cutPrefixWord(p, pre.prefix); ok {
 			return Decision{Route: pre.route, Prompt: rest, Reason: "prefix " + pre.prefix}
 		}
+	}
+	if isQuestion(p) {
+		return Decision{Route: Chat, Prompt: p, Reason: "a question"}
 	}
 	if keywords == nil {
 		keywords = DefaultKeywords
@@ -88,4 +93,30 @@ func containsWord(s, w string) bool {
 
 func isWordByte(b byte) bool {
 	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= 0x80
+}
+
+// questionWords start a question rather than a request.
+var questionWords = []string{"why", "what", "how", "when", "where", "which", "who", "whose", "is", "are", "was",
+	"were", "does", "do", "did", "can", "could", "should", "would", "will", "explain"}
+
+// isQuestion reports whether p asks something rather than asks for work: it
+// ends with "?" or starts with a question word. A polite request ("Can you
+// create …?", "Would you fix …") is not a question: the keywords decide.
+func isQuestion(p string) bool {
+	lower := strings.ToLower(strings.TrimSpace(p))
+	first, rest, _ := strings.Cut(lower, " ")
+	polite := (first == "can" || first == "could" || first == "would" || first == "will") && strings.HasPrefix(rest, "you ")
+	if polite {
+		return false
+	}
+	if strings.HasSuffix(lower, "?") {
+		return true
+	}
+	first = strings.TrimRight(first, ",:")
+	for _, w := range questionWords {
+		if first == w {
+			return true
+		}
+	}
+	return false
 }

@@ -14,6 +14,12 @@ func TestDecide(t *testing.T) {
 		{"why does this loop never end?", Chat, "why does this loop never end?"},
 		{"Please FIX the login bug", Generate, "Please FIX the login bug"},
 		{"set up a full-stack project", Generate, "set up a full-stack project"},
+		{"Why does the build fail?", Chat, "Why does the build fail?"},
+		{"How should I fix this error?", Chat, "How should I fix this error?"},
+		{"What does this API return", Chat, "What does this API return"},
+		{"Is this database query safe?", Chat, "Is this database query safe?"},
+		{"Can you create a login page?", Generate, "Can you create a login page?"},
+		{"Could you explain this?", Chat, "Could you explain this?"},
 	}
 	for _, c := range cases {
 		d := Decide(c.prompt, nil)

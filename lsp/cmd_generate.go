@@ -199,7 +199,7 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 			s.runs.keepChanges(r.ID, &pendingChanges{Label: label, Changes: fcs})
 			notes = append(notes, fmt.Sprintf("the changes are kept: run opencode.apply {\"runId\": %q} to apply them", r.ID))
 			if apply {
-				s.showMessage(ctx, protocol.MessageTypeWarning, "OpenCode: the agent's changes were not applied ("+notes[len(notes)-2]+"); nothing was overwritten. Run opencode.apply to try again.")
+				s.showMessage(ctx, protocol.MessageTypeWarning, "OpenCode: the agent's changes were not applied ("+notes[len(notes)-2]+"); nothing was overwritten. The changes are kept: opencode.apply applies them once the files match what the agent saw.")
 			}
 		}
 	}
@@ -298,7 +298,12 @@ func (s *Server) cmdApply(ctx context.Context, p *protocolx.ExecuteCommandParams
 		return nil, &command.ArgError{Command: command.Apply, Field: "runId", Reason: fmt.Sprintf("%q has no pending changes", a.RunID)}
 	}
 	st := s.Settings()
-	outcome, err := s.applyChanges(ctx, pc.Label, pc.Changes, st.Generate.NeedsConfirmation == nil || *st.Generate.NeedsConfirmation)
+	changes, problems := s.revalidate(pc.Changes)
+	if len(problems) > 0 {
+		s.runs.keepChanges(a.RunID, pc) // nothing is lost
+		return nil, fmt.Errorf("%s: not applied: %s (the changes are kept; they apply once the files match what the agent saw)", command.Apply, strings.Join(problems, "; "))
+	}
+	outcome, err := s.applyChanges(ctx, pc.Label, changes, st.Generate.NeedsConfirmation == nil || *st.Generate.NeedsConfirmation)
 	if err != nil || !outcome.Applied {
 		s.runs.keepChanges(a.RunID, pc) // nothing is lost
 		if err != nil {
@@ -311,6 +316,41 @@ func (s *Server) cmdApply(ctx context.Context, p *protocolx.ExecuteCommandParams
 		res.Files = append(res.Files, command.FileChange{Path: c.Rel, URI: c.URI, Action: c.Action})
 	}
 	return res, nil
+}
+
+// revalidate checks a kept change set against the workspace as it is now:
+// every file must still hold the text the agent's change was computed
+// against (then an open document's edit carries its current version, so a
+// change refused earlier applies once the user undid their typing); a file
+// to create must not exist. It returns the updated changes, or why not.
+func (s *Server) revalidate(changes []fileChange) ([]fileChange, []string) {
+	out := make([]fileChange, len(changes))
+	var problems []string
+	for i, c := range changes {
+		out[i] = c
+		d := s.docs.byPath(c.Path)
+		switch {
+		case c.Action == actionCreated:
+			if _, err := os.Lstat(c.Path); err == nil {
+				problems = append(problems, c.Rel+" exists now")
+			}
+		case d != nil:
+			if string(d.Text) != string(c.Base) {
+				problems = append(problems, c.Rel+" changed in the editor since the run")
+				continue
+			}
+			v := d.Version
+			out[i].Version = &v
+		default:
+			disk, err := os.ReadFile(c.Path)
+			if err != nil || string(disk) != string(c.Base) {
+				problems = append(problems, c.Rel+" changed on disk since the run")
+				continue
+			}
+			out[i].Version = nil
+		}
+	}
+	return out, problems
 }
 
 // generateHandler connects an agent run to the editor.

@@ -143,6 +143,16 @@ func TestGenerateRefusedByVersionKeepsChanges(t *testing.T) {
 	if err := e.Execute(ctx, command.Apply, command.ApplyArgs{RunID: res.RunID}, nil); err == nil || strings.Contains(err.Error(), "no pending") {
 		t.Fatalf("the change set was lost after a refused apply: %v", err)
 	}
+	// The user undoes their typing: now the kept change applies, to the
+	// document's current version.
+	e.Change(ctx, uri, "console.log('hello')\n")
+	var applied command.GenerateResult
+	if err := e.Execute(ctx, command.Apply, command.ApplyArgs{RunID: res.RunID}, &applied); err != nil || !applied.Applied {
+		t.Fatalf("apply after undo: %+v %v", applied, err)
+	}
+	if d, _ := e.Doc(uri); d.Text != "console.log('hello, world')\n" {
+		t.Fatalf("after apply: %q", d.Text)
+	}
 }
 
 func TestGenerateApplyFalseReturnsChangesThenApplies(t *testing.T) {

@@ -172,7 +172,7 @@ func (s *Server) writeAnswer(threadID, text string) (string, error) {
 
 // codeContext gathers what a question about uri (and rng) needs.
 func (s *Server) codeContext(uri protocol.DocumentURI, rng *protocol.Range) (*chat.Code, error) {
-	d, err := s.requireDocument(command.Chat, uri)
+	d, err := s.requireDocument("", uri) // the run's error names the command
 	if err != nil {
 		return nil, err
 	}

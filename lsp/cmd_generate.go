@@ -189,8 +189,11 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 				res.Applied = true
 				if len(outcome.OnDisk) > 0 {
 					notes = append(notes, "written to disk by the server (the editor cannot create or delete files): "+strings.Join(outcome.OnDisk, ", "))
-					if s.caps.ShowDocument {
-						s.showDocument(ctx, string(s.uriFor(filepath.Join(root, filepath.FromSlash(outcome.OnDisk[0])))), false, nil)
+					for _, c := range fcs {
+						if c.Action == actionCreated && s.caps.ShowDocument {
+							s.showDocument(ctx, string(c.URI), false, nil) // the first file the server created
+							break
+						}
 					}
 				}
 			}

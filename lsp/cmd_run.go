@@ -46,7 +46,7 @@ func (s *Server) cmdRun(ctx context.Context, p *protocolx.ExecuteCommandParams) 
 	st := s.Settings()
 	check, err := project.Resolve(a.Command, st.Run.Command, root)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w; pass {\"command\": …} or set opencode.run.command", command.Run, err)
+		return nil, fmt.Errorf("%s: %w; give a command (the \"command\" argument, or `-- COMMAND` on the command line) or set opencode.run.command", command.Run, err)
 	}
 	provider := firstNonEmpty(a.Sandbox, st.Sandbox, "local")
 	timeout := time.Duration(st.Run.TimeoutSec) * time.Second
@@ -67,7 +67,7 @@ func (s *Server) cmdRun(ctx context.Context, p *protocolx.ExecuteCommandParams) 
 		for _, n := range res.Diagnostics {
 			total += n
 		}
-		return res, fmt.Sprintf("exit %d, %d diagnostics in %d files (%s)", res.ExitCode, total, len(res.Diagnostics), time.Duration(res.DurationMs)*time.Millisecond), nil
+		return res, fmt.Sprintf("exit %d, %s in %s (%s)", res.ExitCode, plural(total, "diagnostic"), plural(len(res.Diagnostics), "file"), time.Duration(res.DurationMs)*time.Millisecond), nil
 	})
 }
 

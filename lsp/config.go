@@ -167,10 +167,16 @@ func ParseSettings(base Settings, raw json.RawMessage) (Settings, []SettingProbl
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return base, []SettingProblem{{Key: "opencode", Reason: "settings must be a JSON object"}}
 	}
-	// Accept {"opencode": {...}} as well as the bare section.
-	if inner, ok := obj["opencode"]; ok && len(obj) == 1 {
-		if err := json.Unmarshal(inner, &obj); err != nil {
+	// Accept {"opencode": {...}} as well as the bare section; keys beside
+	// the nested section are applied too.
+	if inner, ok := obj["opencode"]; ok {
+		var nested map[string]json.RawMessage
+		if err := json.Unmarshal(inner, &nested); err != nil || nested == nil {
 			return base, []SettingProblem{{Key: "opencode", Reason: "settings must be a JSON object"}}
+		}
+		delete(obj, "opencode")
+		for k, v := range nested {
+			obj[k] = v
 		}
 	}
 	out := base

@@ -80,7 +80,7 @@ func decodeArgs(p *protocolx.ExecuteCommandParams, v any) error {
 func (s *Server) withRun(ctx context.Context, kind, title string, p *protocolx.ExecuteCommandParams,
 	fn func(ctx context.Context, r *run, wd *workDone) (any, string, error)) (any, error) {
 	rctx, r := s.runs.start(ctx, kind)
-	wd := s.progress.start(rctx, title, "run "+r.ID, p.WorkDoneToken, r.cancel)
+	wd := s.progress.start(rctx, title, fmt.Sprintf("started %s (opencode.cancel {\"runId\": %q} stops it)", r.ID, r.ID), p.WorkDoneToken, r.cancel)
 	res, endMsg, err := fn(rctx, r, wd)
 	switch {
 	case err == nil:

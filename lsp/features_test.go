@@ -352,3 +352,13 @@ func TestCommandsWaitForTheEditorsSettings(t *testing.T) {
 		t.Fatalf("run.timeoutSec = %d when the first command ran, want 41", got)
 	}
 }
+
+func TestParseSettingsNestedSection(t *testing.T) {
+	st, problems := lsp.ParseSettings(lsp.DefaultSettings(), []byte(`{"opencode": {"run": {"timeoutSec": 5}}, "sandbox": "e2b"}`))
+	if len(problems) != 0 || st.Run.TimeoutSec != 5 || st.Sandbox != "e2b" {
+		t.Fatalf("settings %+v, problems %v", st.Run, problems)
+	}
+	if _, problems := lsp.ParseSettings(lsp.DefaultSettings(), []byte(`{"opencode": 7}`)); len(problems) != 1 {
+		t.Fatalf("a non-object section: %v", problems)
+	}
+}

@@ -201,7 +201,10 @@ func (s *Server) requireDocument(command string, uri protocol.DocumentURI) (*doc
 	if path, ok := uriToPath(uri); ok {
 		return s.diskDocument(uri, path)
 	}
-	return nil, rpcError(jsonrpc2.InvalidParams, "%s: document %s is not open", command, uri)
+	if command == "" {
+		return nil, rpcError(jsonrpc2.InvalidParams, "document %s is not open (and is not a file)", uri)
+	}
+	return nil, rpcError(jsonrpc2.InvalidParams, "%s: document %s is not open (and is not a file)", command, uri)
 }
 
 // diskDocument reads a file that is not open in the editor.

@@ -99,7 +99,7 @@ func runCLI(args []string, stdout, stderr io.Writer) int {
 		_ = enc.Encode(map[string]any{"result": res, "diagnostics": diags})
 	} else {
 		printDiagnostics(stdout, root, diags)
-		fmt.Fprintf(stderr, "%s: exit %d, %d problems in %d files, %d ms\n", res.Command, res.ExitCode, countAll(diags), len(diags), res.DurationMs)
+		fmt.Fprintf(stderr, "%s: exit %d, %s in %s, %d ms\n", res.Command, res.ExitCode, plural(countAll(diags), "problem"), plural(len(diags), "file"), res.DurationMs)
 	}
 	if res.ExitCode < 0 || res.ExitCode > 255 {
 		return 1
@@ -220,6 +220,14 @@ func printDiagnostics(w io.Writer, root string, diags map[protocol.DocumentURI][
 			fmt.Fprintf(w, "%s:%d:%d: %s: %s\n", name, d.Range.Start.Line+1, d.Range.Start.Character+1, sev, msg)
 		}
 	}
+}
+
+// plural renders "1 file", "3 files".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func countAll(diags map[protocol.DocumentURI][]protocol.Diagnostic) int {

@@ -221,3 +221,15 @@ func TestExplainShowsLongAnswerAsDocument(t *testing.T) {
 		return false
 	})
 }
+
+func TestExplainRefusesBinaryFiles(t *testing.T) {
+	ctx := ctxT(t)
+	fake := fakeopenrouter.New(t, fakeopenrouter.Options{APIKey: sentinelKey})
+	e := chatEditor(t, fake, nil, nil, nil)
+	e.Initialize(ctx)
+	e.WriteFile("blob.bin", "\x00\x01\x02binary\xff\xfe")
+	err := e.Execute(ctx, command.Explain, command.ExplainArgs{URI: e.URI("blob.bin")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "binary") || len(fake.ChatRequests()) != 0 {
+		t.Fatalf("explain of a binary file: %v (%d model requests)", err, len(fake.ChatRequests()))
+	}
+}

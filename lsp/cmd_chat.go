@@ -176,6 +176,9 @@ func (s *Server) codeContext(uri protocol.DocumentURI, rng *protocol.Range) (*ch
 	if err != nil {
 		return nil, err
 	}
+	if looksBinary(d.Text) {
+		return nil, fmt.Errorf("%s looks like a binary file; ask about text", uri)
+	}
 	c := &chat.Code{Path: string(uri), Language: d.LanguageID, Text: string(d.Text), StartLine: 1}
 	if d.Path != "" {
 		if root, err := s.rootFor(uri); err == nil && within(root, d.Path) {

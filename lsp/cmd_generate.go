@@ -187,6 +187,7 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 				notes = append(notes, "not applied: "+outcome.Reason)
 			default:
 				res.Applied = true
+				applyModes(fcs)
 				if len(outcome.OnDisk) > 0 {
 					notes = append(notes, "written to disk by the server (the editor cannot create or delete files): "+strings.Join(outcome.OnDisk, ", "))
 					for _, c := range fcs {
@@ -224,7 +225,7 @@ func (s *Server) toFileChanges(root string, changes []changeset.Change, overlays
 	var refused []changeset.Refusal
 	for _, c := range changes {
 		abs := filepath.Join(root, filepath.FromSlash(c.Path))
-		fc := fileChange{Rel: c.Path, Path: abs, URI: s.uriFor(abs), Action: string(c.Action), New: c.Content}
+		fc := fileChange{Rel: c.Path, Path: abs, URI: s.uriFor(abs), Action: string(c.Action), New: c.Content, Mode: c.Mode}
 		if text, open := overlays[c.Path]; open {
 			fc.Base = text
 			v := versions[c.Path]
@@ -314,6 +315,7 @@ func (s *Server) cmdApply(ctx context.Context, p *protocolx.ExecuteCommandParams
 		}
 		return nil, fmt.Errorf("%s: not applied: %s", command.Apply, outcome.Reason)
 	}
+	applyModes(changes)
 	res := command.GenerateResult{RunID: a.RunID, Message: summarizeChanges(pc.Changes), Files: []command.FileChange{}, Commands: []command.CommandRun{}, Applied: true}
 	for _, c := range pc.Changes {
 		res.Files = append(res.Files, command.FileChange{Path: c.Rel, URI: c.URI, Action: c.Action})

@@ -40,6 +40,9 @@ type fileChange struct {
 	// Version is the editor's document version at snapshot time, nil when
 	// the file was not open then.
 	Version *int32
+	// Mode is the file's mode in the sandbox (its executable bits are
+	// restored on disk after the edit: an edit cannot carry them).
+	Mode os.FileMode
 }
 
 // applyOutcome tells what happened to a change set.
@@ -185,6 +188,19 @@ func (s *Server) applyChanges(ctx context.Context, label string, changes []fileC
 		out.OnDisk = append(out.OnDisk, c.Rel)
 	}
 	return out, nil
+}
+
+// applyModes gives files the executable bits the agent set (a script it
+// wrote), once the editor applied the edit and the file exists on disk.
+func applyModes(changes []fileChange) {
+	for _, c := range changes {
+		if c.Action == actionDeleted || c.Mode&0o111 == 0 {
+			continue
+		}
+		if st, err := os.Lstat(c.Path); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != c.Mode.Perm()&0o111 {
+			_ = os.Chmod(c.Path, st.Mode().Perm()|c.Mode.Perm()&0o111)
+		}
+	}
 }
 
 // checkUnversioned refuses a change to a document the user edited since the

@@ -61,6 +61,24 @@ func generateEditor(t *testing.T, script *fakeopenrouter.Script, caps map[string
 	return e, fake
 }
 
+// A script the agent made executable stays executable in the workspace.
+func TestGenerateKeepsTheExecutableBit(t *testing.T) {
+	ctx := ctxT(t)
+	e, _ := generateEditor(t, &fakeopenrouter.Script{
+		Steps:     []fakeopenrouter.Step{step("bash", map[string]any{"command": "printf '#!/bin/sh\\necho hi\\n' > run.sh && chmod +x run.sh", "description": "script"})},
+		FinalText: "Wrote run.sh.",
+	}, nil, nil)
+	e.Initialize(ctx)
+	var res command.GenerateResult
+	if err := e.Execute(ctx, command.Generate, command.GenerateArgs{Prompt: "write a script"}, &res); err != nil || !res.Applied {
+		t.Fatalf("%+v %v", res, err)
+	}
+	st, err := os.Stat(filepath.Join(e.Root, "run.sh"))
+	if err != nil || st.Mode().Perm()&0o100 == 0 || e.ReadFile("run.sh") != "#!/bin/sh\necho hi\n" {
+		t.Fatalf("run.sh: %v %v %q", st.Mode(), err, e.ReadFile("run.sh"))
+	}
+}
+
 func TestGenerateHTMLPageAsOneWorkspaceEdit(t *testing.T) {
 	ctx := ctxT(t)
 	html := "<!doctype html>\n<html>\n<body>\n  <button id=\"go\">Click me</button>\n</body>\n</html>\n"

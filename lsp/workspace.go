@@ -1,11 +1,13 @@
 package lsp
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"go.lsp.dev/protocol"
 )
@@ -136,6 +138,24 @@ func languageFromPath(path string) string {
 		return "lua"
 	}
 	return "plaintext"
+}
+
+// looksBinary reports whether text is not something to show a model: a NUL
+// byte, or mostly invalid UTF-8, in its first 8 KiB.
+func looksBinary(text []byte) bool {
+	head := text[:min(len(text), 8<<10)]
+	if bytes.IndexByte(head, 0) >= 0 {
+		return true
+	}
+	bad := 0
+	for len(head) > 0 {
+		r, size := utf8.DecodeRune(head)
+		if r == utf8.RuneError && size == 1 {
+			bad++
+		}
+		head = head[size:]
+	}
+	return bad > len(text[:min(len(text), 8<<10)])/10
 }
 
 // plural renders "1 file", "3 files".

@@ -149,12 +149,7 @@ func (s *Server) initialized(ctx context.Context, _ json.RawMessage) (any, error
 
 func (s *Server) shutdown(ctx context.Context, _ json.RawMessage) (any, error) {
 	s.state.Store(int32(stateShutdown))
-	s.runs.cancelAll()
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := s.sandboxes.closeAll(cctx); err != nil {
-		s.log.Warn("Releasing sandboxes at shutdown failed", "err", err)
-	}
+	s.releaseAll("shutdown")
 	return nil, nil
 }
 

@@ -225,14 +225,20 @@ func (s *Server) Settings() Settings {
 
 // shutdownWork cancels every run and releases sandboxes. It is idempotent.
 func (s *Server) shutdownWork(reason string) {
+	s.releaseAll(reason)
+	if s.cancel != nil {
+		s.cancel()
+	}
+}
+
+// releaseAll cancels every run and closes every sandbox (a cloud sandbox must
+// never be left running and billing). It is idempotent.
+func (s *Server) releaseAll(reason string) {
 	s.runs.cancelAll()
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.sandboxes.closeAll(cctx); err != nil {
 		s.log.Warn("Releasing sandboxes failed", "reason", reason, "err", err)
-	}
-	if s.cancel != nil {
-		s.cancel()
 	}
 }
 

@@ -63,12 +63,14 @@ func (f *fakes) environ() []string {
 // lspDaemon is the built binary serving LSP on its stdio, driven by a minimal
 // client.
 type lspDaemon struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	conn   jsonrpc2.Conn
-	stderr *syncBuffer
-	exited chan struct{}
+	t          *testing.T
+	cmd        *exec.Cmd
+	stdin      io.WriteCloser
+	stdout     io.ReadCloser
+	stderrPipe *os.File // read end of the daemon's stderr
+	conn       jsonrpc2.Conn
+	stderr     *syncBuffer
+	exited     chan struct{}
 }
 
 type syncBuffer struct {
@@ -105,11 +107,20 @@ func startLSPDaemon(t *testing.T, env []string) *lspDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &lspDaemon{t: t, cmd: cmd, stdin: stdin, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = d.stderr
+	d := &lspDaemon{t: t, cmd: cmd, stdin: stdin, stdout: stdout, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	// Our own stderr pipe, so that a test can close its read end as a dying
+	// editor does.
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = errW
+	d.stderrPipe = errR
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	errW.Close()
+	go func() { _, _ = io.Copy(d.stderr, errR) }()
 	go func() { cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() {
 		select {
@@ -260,7 +271,7 @@ func TestSIGKILLThenRestartLeavesNoSandbox(t *testing.T) {
 // SIGTERM and the editor going away (stdin EOF) close every sandbox before
 // the lspDaemon exits.
 func TestSIGTERMAndStdinEOFLeaveNoSandbox(t *testing.T) {
-	for _, how := range []string{"SIGTERM", "stdin EOF", "shutdown+exit"} {
+	for _, how := range []string{"SIGTERM", "stdin EOF", "editor died", "shutdown+exit"} {
 		t.Run(how, func(t *testing.T) {
 			ctx := testCtx(t)
 			f := newFakes(t)
@@ -269,6 +280,12 @@ func TestSIGTERMAndStdinEOFLeaveNoSandbox(t *testing.T) {
 			case "SIGTERM":
 				d.cmd.Process.Signal(syscall.SIGTERM)
 			case "stdin EOF":
+				d.stdin.Close()
+			case "editor died":
+				// All three pipes close at once: writes to stdout/stderr
+				// fail (EPIPE), and must not kill the daemon mid-cleanup.
+				d.stdout.Close()
+				d.stderrPipe.Close()
 				d.stdin.Close()
 			default:
 				if err := d.call(ctx, "shutdown", nil, nil); err != nil {

@@ -109,6 +109,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// When the editor dies its end of our stdout/stderr pipes closes: a write
+	// must fail with EPIPE, not kill the daemon by SIGPIPE halfway through
+	// closing (possibly billing) sandboxes.
+	signal.Ignore(syscall.SIGPIPE)
 
 	opts := lsp.Options{
 		Version:  version,

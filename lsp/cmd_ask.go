@@ -2,6 +2,7 @@ package lsp
 
 import (
 	"context"
+	"errors"
 
 	"github.com/sourcegraph/conc"
 	"go.lsp.dev/protocol"
@@ -62,7 +63,7 @@ func (s *Server) cmdAsk(ctx context.Context, p *protocolx.ExecuteCommandParams) 
 			wg.Wait()
 			switch {
 			case chatErr != nil && genErr != nil:
-				return nil, "", chatErr
+				return nil, "", errors.Join(chatErr, genErr)
 			case chatErr != nil:
 				res.Chat = nil
 				s.showMessage(ctx, protocol.MessageTypeWarning, "OpenCode: the chat answer failed: "+chatErr.Error())

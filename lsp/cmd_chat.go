@@ -63,8 +63,10 @@ func (s *Server) cmdExplain(ctx context.Context, p *protocolx.ExecuteCommandPara
 	})
 }
 
-// chatClient builds an OpenRouter client from the settings and environment.
-func (s *Server) chatClient() (*openrouter.Client, error) {
+// openrouterConfig is OpenRouter's configuration: the settings, with the
+// environment (OPENROUTER_API_KEY, OPENROUTER_BASE_URL) where they say
+// nothing. Chat and the OpenCode agent both use it.
+func (s *Server) openrouterConfig() (openrouter.Config, error) {
 	st := s.Settings()
 	cfg := openrouter.Config{
 		APIKey: st.OpenRouter.APIKey, BaseURL: st.OpenRouter.BaseURL, Model: st.OpenRouter.Model,
@@ -75,7 +77,16 @@ func (s *Server) chatClient() (*openrouter.Client, error) {
 	}
 	cfg = openrouter.ConfigFromEnv(cfg, s.getenv)
 	if cfg.APIKey == "" {
-		return nil, errors.New("no OpenRouter API key: set the OPENROUTER_API_KEY environment variable or the opencode.openrouter.apiKey setting")
+		return cfg, errors.New("no OpenRouter API key: set the OPENROUTER_API_KEY environment variable or the opencode.openrouter.apiKey setting")
+	}
+	return cfg, nil
+}
+
+// chatClient builds an OpenRouter client from the settings and environment.
+func (s *Server) chatClient() (*openrouter.Client, error) {
+	cfg, err := s.openrouterConfig()
+	if err != nil {
+		return nil, err
 	}
 	return openrouter.New(cfg)
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/opencode-lsp/opencode-lsp/agent/changeset"
 	"github.com/opencode-lsp/opencode-lsp/agent/chat"
 	"github.com/opencode-lsp/opencode-lsp/agent/opencode"
-	"github.com/opencode-lsp/opencode-lsp/agent/openrouter"
 	"github.com/opencode-lsp/opencode-lsp/lsp/command"
 	"github.com/opencode-lsp/opencode-lsp/lsp/outputdiag"
 	"github.com/opencode-lsp/opencode-lsp/lsp/protocolx"
@@ -66,18 +65,12 @@ func (s *Server) cmdGenerate(ctx context.Context, p *protocolx.ExecuteCommandPar
 // opencodeConfig builds the agent's configuration from the settings.
 func (s *Server) opencodeConfig() (opencode.Config, error) {
 	st := s.Settings()
-	key, base := st.OpenRouter.APIKey, st.OpenRouter.BaseURL
-	if key == "" {
-		key = s.getenv(openrouter.EnvAPIKey)
-	}
-	if base == "" {
-		base = s.getenv("OPENROUTER_BASE_URL")
-	}
-	if key == "" {
-		return opencode.Config{}, errors.New("no OpenRouter API key for the OpenCode agent: set the OPENROUTER_API_KEY environment variable or the opencode.openrouter.apiKey setting")
+	or, err := s.openrouterConfig()
+	if err != nil {
+		return opencode.Config{}, fmt.Errorf("the OpenCode agent: %w", err)
 	}
 	return opencode.Config{
-		Binary: st.Generate.OpenCodePath, BaseURL: base, APIKey: key, Model: st.OpenRouter.Model,
+		Binary: st.Generate.OpenCodePath, BaseURL: or.BaseURL, APIKey: or.APIKey, Model: or.Model,
 		Permissions: opencode.Policy{
 			Edit: opencode.Action(st.Generate.EditPermission), Bash: opencode.Action(st.Generate.BashPermission),
 			WebFetch: opencode.Action("deny"), Other: opencode.Action("ask"),
@@ -223,8 +216,19 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 func (s *Server) toFileChanges(root string, changes []changeset.Change, overlays map[string][]byte, versions map[string]int32) ([]fileChange, []changeset.Refusal) {
 	var out []fileChange
 	var refused []changeset.Refusal
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		realRoot = root
+	}
 	for _, c := range changes {
 		abs := filepath.Join(root, filepath.FromSlash(c.Path))
+		// The workspace may have a symlinked directory the sandbox never
+		// showed the agent (it points outside): a file "in" it would be
+		// written outside the workspace.
+		if !staysInside(realRoot, abs) {
+			refused = append(refused, changeset.Refusal{Path: c.Path, Reason: "leads outside the workspace through a symlink in it; left out"})
+			continue
+		}
 		fc := fileChange{Rel: c.Path, Path: abs, URI: s.uriFor(abs), Action: string(c.Action), New: c.Content, Mode: c.Mode}
 		if text, open := overlays[c.Path]; open {
 			fc.Base = text
@@ -260,6 +264,28 @@ func dropIgnored(changes []changeset.Change, ignored *sandbox.Excluder) (kept []
 	return kept, dropped
 }
 
+// staysInside reports whether path, with every symlink in its existing part
+// resolved, is inside realRoot (itself resolved).
+func staysInside(realRoot, path string) bool {
+	existing, rest := path, ""
+	for {
+		if _, err := os.Lstat(existing); err == nil {
+			break
+		}
+		parent := filepath.Dir(existing)
+		if parent == existing {
+			return false
+		}
+		rest = filepath.Join(filepath.Base(existing), rest)
+		existing = parent
+	}
+	resolved, err := filepath.EvalSymlinks(existing)
+	if err != nil {
+		return false
+	}
+	return within(realRoot, filepath.Join(resolved, rest))
+}
+
 // publishCommandDiagnostics parses the output the agent's commands printed
 // into diagnostics, as opencode.run would.
 func (s *Server) publishCommandDiagnostics(ctx context.Context, cmds []opencode.Command, sb sandbox.Sandbox, root, provider string) {
@@ -285,7 +311,7 @@ func (s *Server) publishCommandDiagnostics(ctx context.Context, cmds []opencode.
 			}
 			byURI[u] = list
 		}
-		s.diags.Set(ctx, "run:"+provider+":"+root+":"+c.Command, byURI)
+		s.diags.Set(ctx, "run:"+root+":"+c.Command, byURI)
 	}
 }
 

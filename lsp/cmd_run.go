@@ -187,7 +187,7 @@ func (s *Server) runInSandbox(ctx context.Context, r *run, wd *workDone, spec ru
 			byURI[u] = append(byURI[u], list...)
 		}
 	}
-	s.diags.Set(ctx, "run:"+spec.provider+":"+spec.root+":"+spec.command, byURI)
+	s.diags.Set(ctx, "run:"+spec.root+":"+spec.command, byURI)
 	for uri, list := range byURI {
 		res.Diagnostics[string(uri)] = len(list)
 	}

@@ -72,9 +72,6 @@ type RunSettings struct {
 type GenerateSettings struct {
 	// OpenCodePath is the `opencode` binary; PATH is searched when empty.
 	OpenCodePath string `json:"opencodePath"`
-	// Network lets the agent's commands reach the network (default true:
-	// OpenCode must reach its model).
-	Network *bool `json:"network"`
 	// Permissions: "ask" (default), "allow" or "deny" per kind.
 	EditPermission string `json:"editPermission" enum:"ask,allow,deny"`
 	BashPermission string `json:"bashPermission" enum:"ask,allow,deny"`

@@ -129,7 +129,9 @@ func TestPositionEncodingNegotiation(t *testing.T) {
 		{[]string{"utf-8", "utf-16", "utf-32"}, "", "utf-8"},
 		{[]string{"utf-32", "utf-8", "utf-16"}, "", "utf-32"},
 		{[]string{"utf-7", "utf-16"}, "", "utf-16"},
-		{[]string{"utf-8"}, "utf-32", "utf-32"},
+		{[]string{"utf-8", "utf-32"}, "utf-32", "utf-32"},
+		{[]string{"utf-8"}, "utf-32", "utf-8"}, // forced but not offered: the client's choice
+		{[]string{"utf-8"}, "utf-16", "utf-16"},
 	} {
 		caps := lsptest.FullCapabilities()
 		caps["general"] = map[string]any{"positionEncodings": tc.offered}

@@ -362,3 +362,30 @@ func TestParseSettingsNestedSection(t *testing.T) {
 		t.Fatalf("a non-object section: %v", problems)
 	}
 }
+
+// A key the editor drops (or sets to null) returns to its default, and the
+// initialization options stay the base of every change. Pushed settings are
+// applied in order, before any later request is served.
+func TestSettingsChangesApplyOverTheBase(t *testing.T) {
+	ctx := ctxT(t)
+	e := lsptest.New(t, lsptest.Options{InitializationOptions: map[string]any{"sandbox": "e2b"}})
+	e.Initialize(ctx)
+	s := serverOf(t, ctx, e)
+	after := func(sections ...any) lsp.Settings {
+		for _, sec := range sections {
+			_ = e.Notify(ctx, "workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"opencode": sec}})
+		}
+		serverOf(t, ctx, e) // a request: served after the notifications before it
+		return s.CurrentSettings()
+	}
+	if got := after(map[string]any{"run": map[string]any{"command": "make lint"}}).Run.Command; got != "make lint" {
+		t.Fatalf("run.command = %q", got)
+	}
+	if got := after(map[string]any{"run": map[string]any{}}).Run.Command; got != "" {
+		t.Fatalf("dropped key kept %q", got)
+	}
+	st := after(map[string]any{"run": map[string]any{"command": "x"}}, map[string]any{"run": map[string]any{"command": nil}})
+	if st.Run.Command != "" || st.Sandbox != "e2b" {
+		t.Fatalf("after x then null: command %q, sandbox %q", st.Run.Command, st.Sandbox)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,7 @@ func (s *Server) initialize(ctx context.Context, params json.RawMessage) (any, e
 	s.settingsMu.Lock()
 	st, problems := ParseSettings(s.settings, p.InitializationOptions)
 	s.settings = st
+	s.baseSettings = st
 	s.refreshSecrets(st)
 	s.settingsMu.Unlock()
 
@@ -93,10 +95,11 @@ func (s *Server) initialize(ctx context.Context, params json.RawMessage) (any, e
 }
 
 // negotiateEncoding picks the position encoding: the forced setting when
-// set, else the client's first preference (all three are supported), else
-// UTF-16, the LSP default.
+// the client offers it (or it is UTF-16, which every client supports), else
+// the client's first preference (all three are supported), else UTF-16, the
+// LSP default.
 func negotiateEncoding(offered []string, forced string) position.Encoding {
-	if e := position.Encoding(forced); e.Valid() {
+	if e := position.Encoding(forced); e.Valid() && (e == position.UTF16 || slices.Contains(offered, forced)) {
 		return e
 	}
 	for _, o := range offered {
@@ -165,32 +168,37 @@ func (s *Server) exit(ctx context.Context, _ json.RawMessage) (any, error) {
 
 // pullConfiguration asks the client for the `opencode` section and applies it.
 func (s *Server) pullConfiguration(ctx context.Context) {
+	seq := s.pullSeq.Add(1)
 	var result []json.RawMessage
 	params := map[string]any{"items": []map[string]any{{"section": "opencode"}}}
 	if err := s.call(ctx, "workspace/configuration", params, &result, 10*time.Second); err != nil {
 		s.log.Info("workspace/configuration failed; keeping current settings", "err", err)
 		return
 	}
+	if s.pullSeq.Load() != seq {
+		return // a newer request is on its way; its answer wins
+	}
 	if len(result) == 1 {
-		s.applySettings(ctx, "workspace/configuration", result[0])
+		if problems := s.applySettings("workspace/configuration", result[0]); len(problems) > 0 {
+			s.reportSettingProblems(ctx, "workspace/configuration", problems)
+		}
 	}
 }
 
-// applySettings replaces the settings with raw applied over the defaults and
-// the initialization options, reporting problems.
-func (s *Server) applySettings(ctx context.Context, origin string, raw json.RawMessage) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return
+// applySettings replaces the settings with raw applied over the base
+// settings (defaults, Options.Settings, initializationOptions) and returns
+// the keys it could not use.
+func (s *Server) applySettings(origin string, raw json.RawMessage) []SettingProblem {
+	if len(raw) == 0 {
+		return nil
 	}
 	s.settingsMu.Lock()
-	st, problems := ParseSettings(s.settings, raw)
+	st, problems := ParseSettings(s.baseSettings, raw)
 	s.settings = st
 	s.refreshSecrets(st)
 	s.settingsMu.Unlock()
 	s.log.Info("Settings updated", "from", origin, "problems", len(problems))
-	if len(problems) > 0 {
-		s.reportSettingProblems(ctx, origin, problems)
-	}
+	return problems
 }
 
 func (s *Server) reportSettingProblems(ctx context.Context, origin string, problems []SettingProblem) {
@@ -212,7 +220,10 @@ func (s *Server) didChangeConfiguration(ctx context.Context, params json.RawMess
 	var probe map[string]json.RawMessage
 	if json.Unmarshal(p.Settings, &probe) == nil {
 		if sec, ok := probe["opencode"]; ok {
-			go s.applySettings(s.ctx, "workspace/didChangeConfiguration", sec)
+			// Applied here, in notification order; only the report waits.
+			if problems := s.applySettings("workspace/didChangeConfiguration", sec); len(problems) > 0 {
+				go s.reportSettingProblems(s.ctx, "workspace/didChangeConfiguration", problems)
+			}
 			return nil, nil
 		}
 	}

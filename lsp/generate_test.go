@@ -368,3 +368,29 @@ func TestGenerateLeavesIgnoredFilesAndMirrorsDeletions(t *testing.T) {
 		t.Fatalf("working copy after the user deleted app.js: %q", run.OutputTail)
 	}
 }
+
+// A directory of the workspace that is a symlink to somewhere else is not a
+// way out: the sandbox never shows it, and a file the agent writes "in" it
+// is refused rather than created outside.
+func TestGenerateNeverWritesThroughAWorkspaceSymlink(t *testing.T) {
+	ctx := ctxT(t)
+	outside := t.TempDir()
+	e, _ := generateEditor(t, &fakeopenrouter.Script{
+		Steps:     []fakeopenrouter.Step{step("bash", map[string]any{"command": "mkdir -p out && echo x > out/escaped.txt && echo y > ok.txt", "description": "write"})},
+		FinalText: "Done.",
+	}, nil, nil)
+	e.Initialize(ctx)
+	if err := os.Symlink(outside, filepath.Join(e.Root, "out")); err != nil {
+		t.Fatal(err)
+	}
+	var res command.GenerateResult
+	if err := e.Execute(ctx, command.Generate, command.GenerateArgs{Prompt: "write files"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "escaped.txt")); err == nil {
+		t.Fatal("a file was written outside the workspace through a symlink")
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "ok.txt" || !strings.Contains(res.Message, "symlink") {
+		t.Fatalf("result: %+v", res)
+	}
+}

@@ -100,7 +100,9 @@ func (rr *runRegistry) cancel(id string) bool {
 		return false
 	}
 	r.mu.Lock()
-	r.state = runCancelled
+	if r.state == runRunning {
+		r.state = runCancelled
+	}
 	r.mu.Unlock()
 	r.cancel()
 	return true

@@ -117,7 +117,8 @@ func providerFingerprint(name string, st Settings) string {
 	var v any
 	switch name {
 	case "local":
-		v = st.Local
+		// The OpenCode binary's directories are bound into the sandbox.
+		v = []any{st.Local, st.Generate.OpenCodePath}
 	case "e2b":
 		v = st.E2B
 	case "daytona":

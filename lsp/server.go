@@ -102,10 +102,16 @@ type Server struct {
 	configReady chan struct{}
 	configOnce  sync.Once
 
-	// settingsMu guards settings (replaced wholesale on every change).
-	settingsMu sync.RWMutex
-	settings   Settings
-	keySources map[string]string // secret name -> where it came from
+	// settingsMu guards settings (replaced wholesale on every change) and
+	// baseSettings: the defaults, Options.Settings and initializationOptions,
+	// on which every workspace/configuration answer or push is applied (so a
+	// key the editor drops, or sets to null, returns to its default).
+	settingsMu   sync.RWMutex
+	settings     Settings
+	baseSettings Settings
+	// pullSeq numbers workspace/configuration requests; only the newest
+	// answer is applied.
+	pullSeq atomic.Int64
 
 	docs      documents
 	sandboxes *sandboxPool
@@ -141,17 +147,18 @@ func newServer(opts Options) *Server {
 		base = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:        opts,
-		redactor:    opts.Redactor,
-		log:         slog.New(opts.Redactor.Handler(base.Handler())),
-		getenv:      opts.Getenv,
-		exited:      make(chan struct{}),
-		configReady: make(chan struct{}),
-		inflight:    map[string]context.CancelFunc{},
-		encoding:    position.UTF16,
-		settings:    DefaultSettings(),
-		runs:        newRunRegistry(),
-		threads:     newThreadStore(),
+		opts:         opts,
+		redactor:     opts.Redactor,
+		log:          slog.New(opts.Redactor.Handler(base.Handler())),
+		getenv:       opts.Getenv,
+		exited:       make(chan struct{}),
+		configReady:  make(chan struct{}),
+		inflight:     map[string]context.CancelFunc{},
+		encoding:     position.UTF16,
+		settings:     DefaultSettings(),
+		baseSettings: DefaultSettings(),
+		runs:         newRunRegistry(),
+		threads:      newThreadStore(),
 	}
 	s.exitCode.Store(-1)
 	s.docs.m = map[protocol.DocumentURI]*document{}
@@ -162,6 +169,7 @@ func newServer(opts Options) *Server {
 	if len(opts.Settings) > 0 {
 		st, problems := ParseSettings(s.settings, opts.Settings)
 		s.settings = st
+		s.baseSettings = st
 		for _, p := range problems {
 			s.log.Warn("Ignoring setting", "key", p.Key, "reason", p.Reason)
 		}
@@ -255,6 +263,12 @@ func (s *Server) notify(ctx context.Context, method string, params any) {
 func (s *Server) call(ctx context.Context, method string, params, result any, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// jsonrpc2 never fails a pending call when the connection ends: the
+	// session's end does (even for a ctx detached from its run).
+	if s.ctx != nil {
+		stop := context.AfterFunc(s.ctx, cancel)
+		defer stop()
+	}
 	_, err := s.conn.Call(cctx, method, params, result)
 	if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 		return fmt.Errorf("%s: the editor did not answer within %s", method, timeout)

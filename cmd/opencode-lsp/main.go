@@ -176,7 +176,13 @@ func listen(ctx context.Context, addr string, opts lsp.Options, logger *slog.Log
 		}
 	}
 	if network == "unix" {
-		_ = os.Remove(address) // a stale socket from a crash
+		// A stale socket from a crash is replaced; any other file is not ours.
+		if st, err := os.Lstat(address); err == nil {
+			if st.Mode()&os.ModeSocket == 0 {
+				return fmt.Errorf("--listen %q: the path exists and is not a socket", addr)
+			}
+			_ = os.Remove(address)
+		}
 	}
 	old := syscall.Umask(0o077)
 	ln, err := net.Listen(network, address)

@@ -56,7 +56,10 @@ func (s *Server) codeAction(ctx context.Context, params json.RawMessage) (any, e
 		{codeActionKindOpenCode + ".generate", titleGenerate, cmd(titleGenerate, command.Generate, command.GenerateArgs{URI: uri, Range: &rng}), nil},
 		{codeActionKindRun, titleRun, cmd(titleRun, command.Run, command.RunArgs{URI: uri}), nil},
 	}
-	published := s.diags.Get(uri)
+	var published []protocol.Diagnostic
+	if len(p.Context.Diagnostics) > 0 {
+		published = s.diags.Get(uri)
+	}
 	for _, d := range p.Context.Diagnostics {
 		// Lines only: some clients (Neovim 0.7) send the context's
 		// diagnostics with byte columns whatever the negotiated encoding.

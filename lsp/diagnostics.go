@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // diagnosticSet is the one diagnostics publisher. Diagnostics are keyed by
-// producer (for example "run:go vet ./..."): a producer's Set replaces all
+// producer (a command in a workspace, "run:<root>:go vet ./..."): a producer's Set replaces all
 // of that producer's earlier diagnostics, and the merged diagnostics of every
 // producer are published only for the URIs whose content changed — an empty
 // list clears a file that became clean.
@@ -116,14 +117,14 @@ func (d *diagnosticSet) mergedLocked(uri protocol.DocumentURI) []protocol.Diagno
 	}
 	sort.Strings(producers)
 	var out []protocol.Diagnostic
-	seen := map[[32]byte]bool{}
+	seen := map[diagKey]bool{}
 	for _, p := range producers {
 		for _, diag := range d.byProducer[p][uri] {
-			h := hashDiagnostics([]protocol.Diagnostic{diag})
-			if seen[h] {
+			k := keyOf(diag)
+			if seen[k] {
 				continue
 			}
-			seen[h] = true
+			seen[k] = true
 			out = append(out, diag)
 		}
 	}
@@ -135,6 +136,20 @@ func (d *diagnosticSet) mergedLocked(uri protocol.DocumentURI) []protocol.Diagno
 		return a.Character < b.Character
 	})
 	return out
+}
+
+// diagKey identifies a diagnostic for de-duplication across producers (the
+// same problem reported by two commands is shown once).
+type diagKey struct {
+	rng      protocol.Range
+	severity protocol.DiagnosticSeverity
+	code     string
+	source   string
+	message  string
+}
+
+func keyOf(d protocol.Diagnostic) diagKey {
+	return diagKey{rng: d.Range, severity: d.Severity, code: fmt.Sprint(d.Code), source: d.Source, message: d.Message}
 }
 
 func hashDiagnostics(list []protocol.Diagnostic) [32]byte {

@@ -145,7 +145,7 @@ func (s *Server) didChange(ctx context.Context, params json.RawMessage) (any, er
 		}
 		text = next
 	}
-	s.docs.put(newDocument(old.URI, old.LanguageID, p.TextDocument.Version, text))
+	s.docs.put(&document{URI: old.URI, Path: old.Path, LanguageID: old.LanguageID, Version: p.TextDocument.Version, Text: text})
 	return nil, nil
 }
 

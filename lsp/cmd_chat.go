@@ -162,7 +162,7 @@ func (s *Server) presentAnswer(ctx context.Context, threadID, text string) {
 	}
 	msg := text
 	if len(msg) > 2000 {
-		msg = msg[:2000] + "… (answer truncated; the full text is in the command result)"
+		msg = strings.ToValidUTF8(msg[:2000], "") + "… (answer truncated; the full text is in the command result)"
 	}
 	s.showMessage(ctx, protocol.MessageTypeInfo, msg)
 }
@@ -210,11 +210,14 @@ func (s *Server) codeContext(uri protocol.DocumentURI, rng *protocol.Range) (*ch
 		if rng != nil && rng.Start != rng.End && !overlaps(diag.Range, *rng) {
 			continue
 		}
-		sev := map[protocol.DiagnosticSeverity]string{1: "error", 2: "warning", 3: "info", 4: "hint"}[diag.Severity]
+		sev := severityWords[diag.Severity]
 		c.Problems = append(c.Problems, fmt.Sprintf("%d:%d %s: %s", diag.Range.Start.Line+1, diag.Range.Start.Character+1, firstNonEmpty(sev, "problem"), diag.Message))
 	}
 	return c, nil
 }
+
+// severityWords name LSP's diagnostic severities.
+var severityWords = map[protocol.DiagnosticSeverity]string{1: "error", 2: "warning", 3: "info", 4: "hint"}
 
 // threadStore keeps chat threads (threadId → turns) for follow-ups, bounded:
 // at most maxThreads threads of maxTurns turns each.

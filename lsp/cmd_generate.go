@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.lsp.dev/protocol"
 
@@ -105,7 +107,7 @@ func (s *Server) generate(ctx context.Context, r *run, wd *workDone, a command.G
 	// Snapshot: the unsaved buffers (and their versions) the agent sees.
 	overlays, versions := s.overlays(root)
 	wd.Report("syncing the workspace")
-	wc, err := s.prepareWorkingCopy(ctx, sb, sandbox.Source{Root: root, Overlays: overlays, Excludes: st.Sync.Excludes, IncludeGit: true}, st.Sync.Excludes)
+	wc, err := s.prepareWorkingCopy(ctx, sb, sandbox.Source{Root: root, Overlays: overlays, Excludes: st.Sync.Excludes, IncludeGit: true})
 	if err != nil {
 		return res, fmt.Errorf("%s sandbox: %w", providerName, err)
 	}
@@ -304,13 +306,7 @@ func (s *Server) publishCommandDiagnostics(ctx context.Context, cmds []opencode.
 			continue
 		}
 		byURI := map[protocol.DocumentURI][]protocol.Diagnostic{}
-		for uri, list := range pr.ByURI {
-			u := uri
-			if path, ok := uriToPath(uri); ok {
-				u = s.uriFor(path)
-			}
-			byURI[u] = list
-		}
+		s.addEditorURIs(byURI, pr.ByURI)
 		s.diags.Set(ctx, "run:"+root+":"+c.Command, byURI)
 	}
 }
@@ -402,8 +398,8 @@ func (h *generateHandler) TextDelta(delta string) {
 // dismissed prompt, a client that never answers) rejects.
 func (h *generateHandler) Permission(ctx context.Context, req opencode.PermissionRequest) (opencode.Reply, error) {
 	msg := "OpenCode asks for permission: " + req.Kind
-	if req.Title != "" {
-		msg = "OpenCode asks to " + strings.ToLower(req.Title[:1]) + req.Title[1:]
+	if r, size := utf8.DecodeRuneInString(req.Title); req.Title != "" {
+		msg = "OpenCode asks to " + string(unicode.ToLower(r)) + req.Title[size:]
 	}
 	choice, err := h.s.showMessageRequest(ctx, protocol.MessageTypeWarning, msg, choiceOnce, choiceAlways, choiceReject)
 	if err != nil {

@@ -92,7 +92,7 @@ func (s *Server) runInSandbox(ctx context.Context, r *run, wd *workDone, spec ru
 
 	wd.Report("syncing the workspace")
 	overlays, _ := s.overlays(spec.root)
-	wc, err := s.prepareWorkingCopy(ctx, sb, sandbox.Source{Root: spec.root, Overlays: overlays, Excludes: spec.excludes}, spec.excludes)
+	wc, err := s.prepareWorkingCopy(ctx, sb, sandbox.Source{Root: spec.root, Overlays: overlays, Excludes: spec.excludes})
 	if err != nil {
 		return res, fmt.Errorf("%s sandbox: %w", spec.provider, err)
 	}
@@ -179,13 +179,7 @@ func (s *Server) runInSandbox(ctx context.Context, r *run, wd *workDone, spec ru
 	// Publish: this command's diagnostics replace its earlier ones.
 	byURI := map[protocol.DocumentURI][]protocol.Diagnostic{}
 	for _, pr := range results {
-		for uri, list := range pr.ByURI {
-			u := uri
-			if path, ok := uriToPath(uri); ok {
-				u = s.uriFor(path)
-			}
-			byURI[u] = append(byURI[u], list...)
-		}
+		s.addEditorURIs(byURI, pr.ByURI)
 	}
 	s.diags.Set(ctx, "run:"+spec.root+":"+spec.command, byURI)
 	for uri, list := range byURI {
@@ -198,6 +192,18 @@ func (s *Server) runInSandbox(ctx context.Context, r *run, wd *workDone, spec ru
 		res.OutputTail = fmt.Sprintf("[%d bytes of output dropped]\n", status.DroppedBytes) + res.OutputTail
 	}
 	return res, nil
+}
+
+// addEditorURIs adds parsed diagnostics to dst under the URIs the editor
+// uses for those files (an open document keeps its own spelling).
+func (s *Server) addEditorURIs(dst, parsed map[protocol.DocumentURI][]protocol.Diagnostic) {
+	for uri, list := range parsed {
+		u := uri
+		if path, ok := uriToPath(uri); ok {
+			u = s.uriFor(path)
+		}
+		dst[u] = append(dst[u], list...)
+	}
 }
 
 // offerPreview turns a listening port into a URL and offers it to the user.
@@ -241,7 +247,7 @@ func (t *tailBuffer) String() string {
 	return strings.ToValidUTF8(stripANSI(string(t.buf)), "\uFFFD")
 }
 
-// logWriter sends command output to the log at debug level, line by line.
+// logWriter sends command output to the log at debug level, as it arrives.
 type logWriter struct {
 	s   *Server
 	run string

@@ -87,7 +87,7 @@ func (s *Server) withRun(ctx context.Context, kind, title string, p *protocolx.E
 		wd.End(endMsg)
 		s.runs.finish(r, runDone)
 		return res, nil
-	case rctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, errRunTimedOut):
+	case rctx.Err() != nil && ctx.Err() == nil:
 		// Cancelled through progress or opencode.cancel, not by the client's
 		// $/cancelRequest: answer RequestFailed, because clients take
 		// RequestCancelled as the acknowledgement of their own cancel and
@@ -105,9 +105,6 @@ func (s *Server) withRun(ctx context.Context, kind, title string, p *protocolx.E
 		return nil, fmt.Errorf("%s: %s", p.Command, s.redactor.String(err.Error()))
 	}
 }
-
-// errRunTimedOut marks a run that hit its own timeout (not a cancellation).
-var errRunTimedOut = errors.New("timed out")
 
 func (s *Server) cmdCancel(ctx context.Context, p *protocolx.ExecuteCommandParams) (any, error) {
 	var a command.CancelArgs

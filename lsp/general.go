@@ -31,7 +31,7 @@ var routes = map[string]route{
 	"workspace/didChangeWorkspaceFolders": {fn: (*Server).didChangeWorkspaceFolders, inline: true},
 	"window/workDoneProgress/cancel":      {fn: (*Server).workDoneProgressCancel, inline: true},
 	"textDocument/codeAction":             {fn: (*Server).codeAction},
-	"codeAction/resolve":                  {fn: (*Server).resolveCodeAction},
+	protocolx.MethodCodeActionResolve:     {fn: (*Server).resolveCodeAction},
 	"workspace/executeCommand":            {fn: (*Server).executeCommand},
 }
 
@@ -53,8 +53,9 @@ func (s *Server) initialize(ctx context.Context, params json.RawMessage) (any, e
 	if p.ClientInfo != nil {
 		s.clientName = strings.TrimSpace(p.ClientInfo.Name + " " + p.ClientInfo.Version)
 	}
+	var pid int64
 	if p.ProcessID != nil {
-		s.processID = *p.ProcessID
+		pid = *p.ProcessID
 	}
 	s.rootsMu.Lock()
 	s.roots = workspaceRoots(p)
@@ -71,8 +72,8 @@ func (s *Server) initialize(ctx context.Context, params json.RawMessage) (any, e
 	if len(problems) > 0 {
 		go s.reportSettingProblems(s.ctx, "initializationOptions", problems)
 	}
-	if s.processID > 0 {
-		go s.watchProcess(s.ctx, int(s.processID))
+	if pid > 0 {
+		go s.watchProcess(s.ctx, int(pid))
 	}
 	s.log.Info("Initialize", "client", s.clientName, "roots", s.workspaceRoots(), "positionEncoding", s.encoding,
 		"workDoneProgress", caps.WorkDoneProgress, "documentChanges", caps.DocumentChanges,
@@ -259,7 +260,7 @@ func (s *Server) didChangeWorkspaceFolders(ctx context.Context, params json.RawM
 		}
 	}
 	for _, f := range p.Event.Added {
-		if path, ok := uriToPath(protocol.DocumentURI(f.URI)); ok {
+		if path, ok := uriToPath(protocol.DocumentURI(f.URI)); ok && !slices.Contains(keep, path) {
 			keep = append(keep, path)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.lsp.dev/jsonrpc2"
+
+	"github.com/opencode-lsp/opencode-lsp/lsp/protocolx"
 )
 
 // LSP error codes that jsonrpc2 v0.10.0 does not define.
@@ -178,9 +180,7 @@ func replyOnce(r jsonrpc2.Replier) jsonrpc2.Replier {
 func idKey(id jsonrpc2.ID) string { return fmt.Sprintf("%q", id) }
 
 func (s *Server) cancelRequest(params json.RawMessage) {
-	var p struct {
-		ID json.RawMessage `json:"id"`
-	}
+	var p protocolx.CancelParams
 	if json.Unmarshal(params, &p) != nil || len(p.ID) == 0 {
 		return
 	}

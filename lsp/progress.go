@@ -131,6 +131,7 @@ func (wd *workDone) flush() {
 }
 
 func (wd *workDone) sendLocked(msg string) {
+	msg = wd.t.s.redactor.String(msg)
 	wd.pending = ""
 	wd.last = time.Now()
 	if msg == wd.lastSent {

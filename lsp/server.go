@@ -89,7 +89,6 @@ type Server struct {
 	caps       protocolx.ClientCapabilities
 	encoding   position.Encoding
 	clientName string
-	processID  int64
 
 	// rootsMu guards roots, the absolute workspace folder paths (changed by
 	// workspace/didChangeWorkspaceFolders).

@@ -26,14 +26,14 @@ type workingCopy struct {
 // editor did not apply, a file the user deleted since — are removed, unless
 // git ignores them (build outputs and caches are kept, so builds stay
 // incremental).
-func (s *Server) prepareWorkingCopy(ctx context.Context, sb sandbox.Sandbox, src sandbox.Source, excludes []string) (workingCopy, error) {
+func (s *Server) prepareWorkingCopy(ctx context.Context, sb sandbox.Sandbox, src sandbox.Source) (workingCopy, error) {
 	var wc workingCopy
 	synced, stats, err := sb.Sync(ctx, src)
 	if err != nil {
 		return wc, fmt.Errorf("syncing the workspace into the sandbox: %w", err)
 	}
 	wc.Stats = stats
-	if wc.Ignored, err = sandbox.GitIgnores(src.Root, excludes); err != nil {
+	if wc.Ignored, err = sandbox.GitIgnores(src.Root, src.Excludes); err != nil {
 		return wc, err
 	}
 	if wc.Snapshot, err = sb.Manifest(ctx); err != nil {

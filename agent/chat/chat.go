@@ -52,8 +52,8 @@ type Message struct {
 	Content string
 }
 
-// Messages returns the messages for prompt about code (nil when the
-// question is not about code), after the thread's earlier turns, keeping the
+// Messages returns the messages for prompt about code (code may be nil for
+// a question about no code), after the thread's earlier turns, keeping the
 // code context within budgetTokens (at least 256).
 //
 // Earlier turns keep the code they were asked about (a follow-up refers to

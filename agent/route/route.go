@@ -96,8 +96,9 @@ func isWordByte(b byte) bool {
 }
 
 // questionWords start a question rather than a request.
-var questionWords = []string{"why", "what", "how", "when", "where", "which", "who", "whose", "is", "are", "was",
-	"were", "does", "do", "did", "can", "could", "should", "would", "will", "explain"}
+// ("Do the migration" is a request: words like do, can, will ask only with a
+// "?", which the caller checks first.)
+var questionWords = []string{"why", "what", "how", "when", "where", "which", "who", "whose", "is", "are", "explain"}
 
 // isQuestion reports whether p asks something rather than asks for work: it
 // ends with "?" or starts with a question word. A polite request ("Can you

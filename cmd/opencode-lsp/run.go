@@ -195,6 +195,9 @@ func runInProcess(ctx context.Context, root, sbox, cmdline string, timeoutSec in
 	return res, out, nil
 }
 
+// severityWords name LSP's diagnostic severities.
+var severityWords = map[protocol.DiagnosticSeverity]string{1: "error", 2: "warning", 3: "info", 4: "hint"}
+
 // printDiagnostics prints file:line:col: severity: message lines, files in
 // order, paths relative to root when inside it.
 func printDiagnostics(w io.Writer, root string, diags map[protocol.DocumentURI][]protocol.Diagnostic) {
@@ -212,7 +215,7 @@ func printDiagnostics(w io.Writer, root string, diags map[protocol.DocumentURI][
 			}
 		}
 		for _, d := range diags[protocol.DocumentURI(u)] {
-			sev := map[protocol.DiagnosticSeverity]string{1: "error", 2: "warning", 3: "info", 4: "hint"}[d.Severity]
+			sev := severityWords[d.Severity]
 			if sev == "" {
 				sev = "error"
 			}

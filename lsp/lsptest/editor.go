@@ -40,7 +40,7 @@ type Options struct {
 	InitializationOptions any
 	// Configuration answers workspace/configuration for section "opencode".
 	Configuration any
-	// Server configures the in-process server (Logger, Backends, ...).
+	// Server configures the in-process server (Logger, Providers, ...).
 	Server lsp.Options
 	// Hooks answer server→client requests; nil hooks use editor-like defaults.
 	Hooks Hooks

@@ -87,6 +87,9 @@ func (r *Raw) read() {
 				length, _ = strconv.Atoi(strings.TrimSpace(v))
 			}
 		}
+		if length < 0 {
+			return // not a frame the server sends: stop reading
+		}
 		body := make([]byte, length)
 		if _, err := io.ReadFull(br, body); err != nil {
 			return

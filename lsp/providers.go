@@ -39,11 +39,8 @@ func DefaultProviders(log *slog.Logger, getenv func(string) string) ProviderFact
 			}
 			return e2b.NewProvider(cfg)
 		case "daytona":
-			o := daytona.Options{
-				APIKey: getenv("DAYTONA_API_KEY"), APIURL: firstNonEmpty(getenv("DAYTONA_API_URL"), getenv("DAYTONA_SERVER_URL")),
-				ToolboxURL: getenv("DAYTONA_TOOLBOX_URL"), Target: getenv("DAYTONA_TARGET"),
-				Logger: log.With("sandbox", "daytona"),
-			}
+			o := daytona.OptionsFromEnv(getenv)
+			o.Logger = log.With("sandbox", "daytona")
 			override(&o.APIKey, st.Daytona.APIKey)
 			override(&o.APIURL, st.Daytona.APIURL)
 			override(&o.ToolboxURL, st.Daytona.ToolboxURL)

@@ -60,18 +60,21 @@ type Options struct {
 	MaxRetryWait time.Duration
 }
 
-// OptionsFromEnv reads the variables the official SDKs read:
-// DAYTONA_API_KEY, DAYTONA_API_URL (or the legacy DAYTONA_SERVER_URL),
-// DAYTONA_TOOLBOX_URL and DAYTONA_TARGET.
-func OptionsFromEnv() Options {
+// OptionsFromEnv reads, through getenv (os.Getenv when nil), the variables
+// the official SDKs read: DAYTONA_API_KEY, DAYTONA_API_URL (or the legacy
+// DAYTONA_SERVER_URL), DAYTONA_TOOLBOX_URL and DAYTONA_TARGET.
+func OptionsFromEnv(getenv func(string) string) Options {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
 	o := Options{
-		APIKey:     os.Getenv("DAYTONA_API_KEY"),
-		APIURL:     os.Getenv("DAYTONA_API_URL"),
-		ToolboxURL: os.Getenv("DAYTONA_TOOLBOX_URL"),
-		Target:     os.Getenv("DAYTONA_TARGET"),
+		APIKey:     getenv("DAYTONA_API_KEY"),
+		APIURL:     getenv("DAYTONA_API_URL"),
+		ToolboxURL: getenv("DAYTONA_TOOLBOX_URL"),
+		Target:     getenv("DAYTONA_TARGET"),
 	}
 	if o.APIURL == "" {
-		o.APIURL = os.Getenv("DAYTONA_SERVER_URL")
+		o.APIURL = getenv("DAYTONA_SERVER_URL")
 	}
 	return o
 }

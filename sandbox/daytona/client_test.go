@@ -94,12 +94,12 @@ func TestOptionsFromEnv(t *testing.T) {
 	t.Setenv("DAYTONA_SERVER_URL", "http://127.0.0.1:1/api")
 	t.Setenv("DAYTONA_TOOLBOX_URL", "http://127.0.0.1:2/toolbox")
 	t.Setenv("DAYTONA_TARGET", "eu")
-	o := OptionsFromEnv()
+	o := OptionsFromEnv(nil)
 	if o.APIKey != "dtn_env" || o.APIURL != "http://127.0.0.1:1/api" || o.ToolboxURL != "http://127.0.0.1:2/toolbox" || o.Target != "eu" {
-		t.Errorf("OptionsFromEnv() = %+v", o)
+		t.Errorf("OptionsFromEnv(nil) = %+v", o)
 	}
 	t.Setenv("DAYTONA_API_URL", "http://127.0.0.1:3/api")
-	if o := OptionsFromEnv(); o.APIURL != "http://127.0.0.1:3/api" {
+	if o := OptionsFromEnv(nil); o.APIURL != "http://127.0.0.1:3/api" {
 		t.Errorf("DAYTONA_API_URL does not win over DAYTONA_SERVER_URL: %+v", o)
 	}
 }

@@ -38,7 +38,7 @@ func TestConformanceLive(t *testing.T) {
 		t.Skip("set DAYTONA_LIVE_TEST=1 and DAYTONA_API_KEY to run against the real Daytona")
 	}
 	sandboxtest.Run(t, func(t *testing.T) sandbox.Provider {
-		p, err := New(OptionsFromEnv())
+		p, err := New(OptionsFromEnv(nil))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -177,6 +177,14 @@ func (s *Server) writeAnswer(threadID, text string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
+	// Answers are for reading now: ones older than a week are removed.
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 7*24*time.Hour {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 	path := filepath.Join(dir, sanitizeKey(threadID)+".md")
 	return path, os.WriteFile(path, []byte(text), 0o600)
 }

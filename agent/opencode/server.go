@@ -91,7 +91,7 @@ func binaryCandidates(setting string) []string {
 }
 
 func start(ctx context.Context, sb sandbox.Sandbox, cfg Config, candidates []string) (*Server, error) {
-	port, err := freePort()
+	port, err := pickPort()
 	if err != nil {
 		return nil, fmt.Errorf("opencode: pick a port: %w", err)
 	}
@@ -242,7 +242,10 @@ func (s *Server) startError(port int) error {
 	switch {
 	case strings.Contains(tail, "opencode binary not found"):
 		return fmt.Errorf("%w in the sandbox (tried %s): %s", ErrNotInstalled, strings.Join(binaryCandidates(s.cfg.Binary), ", "), InstallHint)
-	case strings.Contains(tail, "EADDRINUSE") || strings.Contains(tail, "in use"):
+	case strings.Contains(tail, "EADDRINUSE") || strings.Contains(tail, "in use") ||
+		// OpenCode 1.18 (Bun) reports a taken port only as
+		// "Error: Unexpected error … ServeError".
+		strings.Contains(tail, "ServeError"):
 		return fmt.Errorf("opencode: port %d: %w", port, errPortInUse)
 	}
 	return fmt.Errorf("opencode: start: %w", s.exitError())
@@ -399,6 +402,9 @@ func unwrapURLError(err error) error {
 	}
 	return err
 }
+
+// pickPort is freePort; tests replace it to hand out a taken port.
+var pickPort = freePort
 
 // freePort asks the kernel for a free loopback port. OpenCode's --port 0
 // does not pick one (it means 4096).

@@ -130,6 +130,7 @@ type Manager struct {
 	swept     map[string]bool
 	closed    bool
 	loop      bool
+	loopDone  chan struct{} // closed when the running loop has returned
 	wake      chan struct{}
 	lastFlush time.Time
 }
@@ -330,12 +331,18 @@ func (m *Manager) open(ctx context.Context, e *entry, ws Workspace) {
 	}
 	close(e.ready)
 	start := err == nil && !m.loop
+	var loopDone chan struct{}
 	if start {
 		m.loop = true
+		loopDone = make(chan struct{})
+		m.loopDone = loopDone
 	}
 	m.mu.Unlock()
 	if start {
-		go m.maintain()
+		go func() {
+			defer close(loopDone)
+			m.maintain()
+		}()
 	}
 }
 
@@ -432,6 +439,11 @@ func (m *Manager) CloseAll(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
 	var opening, open []*entry
+	// Entries already being closed (idle, dead) finish their accounting
+	// before CloseAll returns.
+	for _, e := range m.closing {
+		opening = append(opening, e)
+	}
 	for k, e := range m.entries {
 		select {
 		case <-e.ready:
@@ -461,14 +473,26 @@ func (m *Manager) CloseAll(ctx context.Context) error {
 		select {
 		case <-e.done:
 		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("%s sandbox of %s: still opening: %w", e.key.provider, e.key.root, ctx.Err()))
+			errs = append(errs, fmt.Errorf("%s sandbox of %s: still opening or closing: %w", e.key.provider, e.key.root, ctx.Err()))
 		}
 	}
 	wg.Wait()
 	if err := m.store.flush(m.now(), m.inst.ID); err != nil {
 		m.log.Warn("Could not flush cloud usage", "err", err)
 	}
-	m.poke() // the loop ends now that nothing is open
+	// The loop ends now that nothing is open; wait for its last flush so
+	// nothing writes to the store after CloseAll.
+	m.mu.Lock()
+	loopDone := m.loopDone
+	m.mu.Unlock()
+	m.poke()
+	if loopDone != nil {
+		select {
+		case <-loopDone:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("sandbox maintenance: still running: %w", ctx.Err()))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -229,6 +229,42 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// CloseAll waits for a sandbox the idle loop is closing, and for the
+// loop's last write to the store: nothing touches the state directory
+// after CloseAll returns.
+func TestCloseAllWaitsForAnIdleClose(t *testing.T) {
+	ctx := ctxT(t)
+	c := newCloud(t)
+	lim := defaultLimits()
+	closing, unblock := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m := newManager(t, c, t.TempDir(), lim, fleet.Options{BeforeClose: func(sandbox.Sandbox) {
+		once.Do(func() { close(closing); <-unblock })
+	}})
+	l, err := m.Acquire(ctx, "e2b", fleet.Workspace{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim.set(func(l *fleet.Limits) { l.IdleTimeout = 10 * time.Millisecond })
+	l.Release()
+	<-closing // the loop is closing the idle sandbox
+	done := make(chan error, 1)
+	go func() { done <- m.CloseAll(context.Background()) }()
+	select {
+	case err := <-done:
+		close(unblock)
+		t.Fatalf("CloseAll returned (%v) while the idle sandbox was still being closed", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(unblock)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := c.live("e2b"); n != 0 {
+		t.Fatalf("%d sandboxes left after CloseAll", n)
+	}
+}
+
 // A held lease keeps a cloud sandbox alive; its release sets the cloud's
 // own timeout back to the idle timeout plus the margin.
 func TestKeepAlive(t *testing.T) {

@@ -268,6 +268,14 @@ func (ps *processService) stream(ctx context.Context, h http.Header, sb *sandbox
 			}
 		case <-q.notify:
 			for _, ev := range q.drain() {
+				// dead is closed before the sandbox's processes are
+				// killed, so no event caused by the kill (their end
+				// events) gets past this check.
+				select {
+				case <-sb.dead:
+					panic(http.ErrAbortHandler)
+				default:
+				}
 				if err := send(ev); err != nil {
 					return err
 				}

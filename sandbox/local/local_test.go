@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/opencode-lsp/opencode-lsp/sandbox"
+	"github.com/opencode-lsp/opencode-lsp/sandbox/sandboxtest"
 )
 
 // modes runs f once without isolation and once under bubblewrap (skipped
@@ -63,33 +64,6 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// syncBuf is a concurrency-safe buffer that signals when want appears.
-type syncBuf struct {
-	mu   sync.Mutex
-	b    bytes.Buffer
-	want string
-	seen chan struct{}
-}
-
-func newSyncBuf(want string) *syncBuf { return &syncBuf{want: want, seen: make(chan struct{})} }
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.Write(p)
-	if b.want != "" && strings.Contains(b.b.String(), b.want) {
-		b.want = ""
-		close(b.seen)
-	}
-	return len(p), nil
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // marked returns the live processes whose environment holds kv.
 func marked(kv string) []proc {
 	var live []proc
@@ -114,7 +88,7 @@ func TestCancelLeavesNoProcess(t *testing.T) {
 		sb, _ := openTest(t, newTestProvider(t, iso), nil)
 		mark := "SANDBOX_TEST_MARK=" + randHex(8)
 		name, val, _ := strings.Cut(mark, "=")
-		out := newSyncBuf("started\n")
+		out := sandboxtest.NewBuffer("started\n")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan error, 1)
@@ -125,7 +99,7 @@ func TestCancelLeavesNoProcess(t *testing.T) {
 			done <- err
 		}()
 		select {
-		case <-out.seen:
+		case <-out.Seen():
 		case err := <-done:
 			t.Fatalf("Exec ended early: %v %+v", err, st)
 		}
@@ -150,7 +124,7 @@ func TestTimeoutLeavesNoProcess(t *testing.T) {
 		sb, _ := openTest(t, newTestProvider(t, iso), nil)
 		mark := "SANDBOX_TEST_MARK=" + randHex(8)
 		name, val, _ := strings.Cut(mark, "=")
-		var out syncBuf
+		var out sandboxtest.Buffer
 		st, err := sb.Exec(context.Background(), sandbox.Cmd{Shell: treeCommand, Env: map[string]string{name: val}, Stdout: &out, Timeout: 700 * time.Millisecond})
 		if err != nil || !st.TimedOut || st.Canceled {
 			t.Fatalf("Exec = %+v, %v; want TimedOut and no error", st, err)
@@ -169,7 +143,7 @@ func TestExitKillsLeftovers(t *testing.T) {
 		sb, _ := openTest(t, newTestProvider(t, iso), nil)
 		mark := "SANDBOX_TEST_MARK=" + randHex(8)
 		name, val, _ := strings.Cut(mark, "=")
-		var out syncBuf
+		var out sandboxtest.Buffer
 		// The main process exits at once; one child keeps the pipe open,
 		// another left the session with its output elsewhere.
 		st, err := sb.Exec(context.Background(), sandbox.Cmd{
@@ -262,7 +236,7 @@ func TestIsolation(t *testing.T) {
 
 	r := func(c sandbox.Cmd) (sandbox.ExitStatus, string) {
 		t.Helper()
-		var out syncBuf
+		var out sandboxtest.Buffer
 		c.Stdout, c.Stderr = &out, &out
 		st, err := sb.Exec(context.Background(), c)
 		if err != nil {
@@ -345,7 +319,7 @@ func testOnListen(t *testing.T, network bool) {
 		hostPort := ln.Addr().(*net.TCPAddr).Port
 
 		ports := make(chan int, 10)
-		out := newSyncBuf("\n")
+		out := sandboxtest.NewBuffer("\n")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan error, 1)
@@ -359,7 +333,7 @@ func testOnListen(t *testing.T, network bool) {
 			done <- err
 		}()
 		select {
-		case <-out.seen:
+		case <-out.Seen():
 		case err := <-done:
 			t.Fatalf("Exec ended early: %v", err)
 		}
@@ -400,14 +374,14 @@ func TestPreviewURL(t *testing.T) {
 		} else if err != nil || pv.URL != "http://127.0.0.1:8080" {
 			t.Errorf("PreviewURL = %+v, %v", pv, err)
 		}
-		out := newSyncBuf("up\n")
+		out := sandboxtest.NewBuffer("up\n")
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
 			sb.Exec(cctx, sandbox.Cmd{Shell: "echo up; sleep 600", Network: true, Stdout: out})
 			close(done)
 		}()
-		<-out.seen
+		<-out.Seen()
 		if pv, err := sb.PreviewURL(ctx, 8080); err != nil || pv.URL != "http://127.0.0.1:8080" {
 			t.Errorf("PreviewURL with a networked command = %+v, %v", pv, err)
 		}
@@ -423,7 +397,7 @@ func TestMinimalEnvironment(t *testing.T) {
 		p := newTestProvider(t, iso)
 		sb, _ := openTest(t, p, nil)
 		sb.reuse(sandbox.Spec{Env: map[string]string{"FROM_SPEC": "spec", "BOTH": "spec"}})
-		var out syncBuf
+		var out sandboxtest.Buffer
 		st, err := sb.Exec(context.Background(), sandbox.Cmd{Args: []string{"env"}, Stdout: &out, Env: map[string]string{"BOTH": "cmd"}})
 		if err != nil || st.Code != 0 {
 			t.Fatal(st, err)
@@ -466,14 +440,14 @@ func TestGoModulesOffline(t *testing.T) {
 		"go.mod":  "module offline\n\ngo 1.21\n\nrequire " + mod + " " + ver + "\n",
 		"main.go": "package main\n\nimport _ \"" + mod + "\"\n\nfunc main() {}\n",
 	})
-	var out syncBuf
+	var out sandboxtest.Buffer
 	st, err := sb.Exec(context.Background(), sandbox.Cmd{Shell: "go mod download -json " + mod + " >/dev/null && go list -deps -f '{{.ImportPath}}' . | grep tidwall", Stdout: &out, Stderr: &out})
 	if err != nil || st.Code != 0 || out.String() != mod+"\n" {
 		t.Errorf("offline module resolution: %+v %v %q", st, err, out.String())
 	}
 	// With network the module comes from the host cache through GOPROXY's
 	// file:// entry into the sandbox's own cache.
-	out = syncBuf{}
+	out = sandboxtest.Buffer{}
 	st, err = sb.Exec(context.Background(), sandbox.Cmd{Shell: "go env GOMODCACHE GOPROXY", Network: true, Stdout: &out, Stderr: &out})
 	if err != nil || st.Code != 0 || !strings.HasPrefix(out.String(), sb.path("cache")) || !strings.Contains(out.String(), "file://"+p.tc.goModCache) {
 		t.Errorf("networked go env: %+v %v %q", st, err, out.String())
@@ -514,7 +488,7 @@ func TestStatus(t *testing.T) {
 	}
 	// Commands still run.
 	sb, _ := openTest(t, p, nil)
-	var out syncBuf
+	var out sandboxtest.Buffer
 	if st, err := sb.Exec(context.Background(), sandbox.Cmd{Shell: "echo ok", Stdout: &out}); err != nil || out.String() != "ok\n" {
 		t.Errorf("Exec without isolation: %+v %v %q", st, err, out.String())
 	}
@@ -791,7 +765,7 @@ func TestConcurrentUse(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			var out syncBuf
+			var out sandboxtest.Buffer
 			st, err := sb.Exec(ctx, sandbox.Cmd{Shell: fmt.Sprintf("echo %d; cat a.txt >/dev/null", i), Stdout: &out})
 			if err != nil || st.Code != 0 || out.String() != fmt.Sprintf("%d\n", i) {
 				errs <- fmt.Errorf("exec %d: %+v %v %q", i, st, err, out.String())

@@ -152,17 +152,22 @@ func wantNotFound(t *testing.T, sb sandbox.Sandbox, name string) {
 	}
 }
 
-// buffer is a concurrency-safe output sink that can wait for a substring.
-type buffer struct {
+// Buffer is a concurrency-safe output sink for [sandbox.Cmd]'s Stdout and
+// Stderr. Made by [NewBuffer] it signals when a substring appears; its zero
+// value only collects.
+type Buffer struct {
 	mu   sync.Mutex
 	b    bytes.Buffer
 	want string
 	seen chan struct{}
 }
 
-func newBuffer(want string) *buffer { return &buffer{want: want, seen: make(chan struct{})} }
+// NewBuffer returns a Buffer whose Seen channel closes once its content
+// contains want.
+func NewBuffer(want string) *Buffer { return &Buffer{want: want, seen: make(chan struct{})} }
 
-func (b *buffer) Write(p []byte) (int, error) {
+// Write appends p; it never fails.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.b.Write(p)
@@ -173,7 +178,12 @@ func (b *buffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *buffer) String() string {
+// Seen is closed once the content contains NewBuffer's want (nil for the
+// zero value, so it never fires).
+func (b *Buffer) Seen() <-chan struct{} { return b.seen }
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
@@ -187,7 +197,7 @@ type execResult struct {
 
 func run(t *testing.T, sb sandbox.Sandbox, c sandbox.Cmd) execResult {
 	t.Helper()
-	var o, e buffer
+	var o, e Buffer
 	c.Stdout, c.Stderr = &o, &e
 	st, err := sb.Exec(ctxT(t), c)
 	return execResult{st, err, o.String(), e.String()}
@@ -533,8 +543,8 @@ func (e *suite) testStreamOrder(t *testing.T) {
 func (e *suite) testStreamedBeforeExit(t *testing.T) {
 	sb, ws := e.open(t, nil)
 	mustSync(t, sb, sandbox.Source{Root: ws})
-	out := newBuffer("first\n")
-	errOut := newBuffer("second\n")
+	out := NewBuffer("first\n")
+	errOut := NewBuffer("second\n")
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
 	done := make(chan error, 1)
@@ -544,9 +554,9 @@ func (e *suite) testStreamedBeforeExit(t *testing.T) {
 		st, err = sb.Exec(ctx, sandbox.Cmd{Shell: "echo first; echo second >&2; sleep 30", Stdout: out, Stderr: errOut, Timeout: time.Minute})
 		done <- err
 	}()
-	for _, b := range []*buffer{out, errOut} {
+	for _, b := range []*Buffer{out, errOut} {
 		select {
-		case <-b.seen:
+		case <-b.Seen():
 		case err := <-done:
 			t.Fatalf("Exec returned (%v, %+v) before its output was delivered: stdout %q stderr %q", err, st, out.String(), errOut.String())
 		}
@@ -623,7 +633,7 @@ func (e *suite) testTimeout(t *testing.T) {
 func (e *suite) testCancelKillsTree(t *testing.T) {
 	sb, ws := e.open(t, nil)
 	mustSync(t, sb, sandbox.Source{Root: ws})
-	out := newBuffer("started\n")
+	out := NewBuffer("started\n")
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
 	done := make(chan error, 1)
@@ -639,7 +649,7 @@ func (e *suite) testCancelKillsTree(t *testing.T) {
 		done <- err
 	}()
 	select {
-	case <-out.seen:
+	case <-out.Seen():
 	case err := <-done:
 		t.Fatalf("Exec ended early: %+v, %v", st, err)
 	}
@@ -782,14 +792,14 @@ func (e *suite) testClose(t *testing.T) {
 	mustSync(t, sb, sandbox.Source{Root: ws})
 	ctx := ctxT(t)
 	// A command running at Close is stopped.
-	started := newBuffer("started\n")
+	started := NewBuffer("started\n")
 	done := make(chan error, 1)
 	go func() {
 		_, err := sb.Exec(ctx, sandbox.Cmd{Shell: "echo started; sleep 600", Stdout: started, Timeout: 10 * time.Minute})
 		done <- err
 	}()
 	select {
-	case <-started.seen:
+	case <-started.Seen():
 	case err := <-done:
 		t.Fatalf("Exec ended early: %v", err)
 	}
